@@ -1,0 +1,65 @@
+"""The ``llm2vec-lite`` command: one subcommand per verb.
+
+Each verb lives in its own module under ``llm2vec_lite/commands/`` and exposes
+``register(subparsers)``, which adds its parser and sets ``func`` to a callable taking the parsed
+arguments and returning an exit code. This file only wires them together, so adding a verb never
+touches another verb's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from importlib import import_module
+
+from llm2vec_lite import __version__
+from llm2vec_lite.errors import Llm2VecError
+
+# Order is the order shown by --help.
+_COMMANDS = ("convert", "recipe", "encode", "eval", "patches")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llm2vec-lite",
+        description="Turn a decoder-only language model into a text encoder (LLM2Vec).",
+        epilog="Examples:\n"
+        "  llm2vec-lite convert recipes/smollm2-135m-cpu.yaml\n"
+        "  llm2vec-lite eval out/final --datasets stsb --data-dir data/sts\n"
+        "  llm2vec-lite patches verify HuggingFaceTB/SmolLM2-135M-Instruct",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        import_module(f"llm2vec_lite.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except Llm2VecError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (FileNotFoundError, NotADirectoryError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""One module per ``llm2vec-lite`` verb; each exposes ``register(subparsers)``."""

@@ -1,0 +1,10 @@
+"""``llm2vec-lite convert``: placeholder until its owner fills it in."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="(not implemented yet)")
+    p.set_defaults(func=lambda args: (print("convert: not implemented yet"), 2)[1])

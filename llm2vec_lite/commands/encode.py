@@ -1,0 +1,10 @@
+"""``llm2vec-lite encode``: placeholder until its owner fills it in."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("encode", help="(not implemented yet)")
+    p.set_defaults(func=lambda args: (print("encode: not implemented yet"), 2)[1])

@@ -1,0 +1,66 @@
+"""Pooling: turn per-token hidden states into one vector per text.
+
+Modes:
+- ``mean``: average of the pooled tokens (``pool_mask``), the LLM2Vec default.
+- ``weighted_mean``: position-weighted mean, weight ``i`` for the i-th pooled token (SGPT,
+  Muennighoff 2022, arXiv:2202.08904): later tokens have seen more context.
+- ``last_token``: the hidden state of the last real token (the EOS the tokenizer step appends),
+  found from ``attention_mask`` so it is right under left and right padding.
+- ``first_token``: the first pooled token.
+
+Every mode falls back to all real tokens for a row whose ``pool_mask`` is empty (an empty text),
+so an empty string still gets a valid vector.
+"""
+
+from __future__ import annotations
+
+import torch
+
+POOLING_MODES = ("mean", "weighted_mean", "last_token", "first_token")
+
+
+def check_pooling(mode: str) -> str:
+    """Return ``mode`` or raise ``ValueError`` listing the valid modes."""
+    if mode not in POOLING_MODES:
+        raise ValueError(f"Unknown pooling mode {mode!r}. Valid modes: {', '.join(POOLING_MODES)}.")
+    return mode
+
+
+def pool(
+    hidden: torch.Tensor,
+    attention_mask: torch.Tensor,
+    mode: str,
+    pool_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Pool ``hidden`` (batch, seq, dim) to (batch, dim).
+
+    Args:
+        hidden: final hidden states, (batch, seq, dim).
+        attention_mask: (batch, seq), 1 for real tokens.
+        mode: one of :data:`POOLING_MODES`.
+        pool_mask: (batch, seq), 1 for tokens that count (instruction and special tokens are 0);
+            defaults to ``attention_mask``.
+
+    Raises:
+        ValueError: If ``mode`` is unknown.
+    """
+    check_pooling(mode)
+    attn = attention_mask.to(hidden.device).bool()
+    if mode == "last_token":
+        seq = attn.shape[1]
+        positions = torch.arange(seq, device=hidden.device).expand_as(attn)
+        last = torch.where(attn, positions, -1).max(dim=1).values  # (batch,)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    mask = attn if pool_mask is None else pool_mask.to(hidden.device).bool() & attn
+    empty = ~mask.any(dim=1, keepdim=True)  # rows with nothing to pool: use every real token
+    mask = torch.where(empty, attn, mask)
+    if mode == "first_token":
+        first = mask.int().argmax(dim=1)  # (batch,)
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]
+
+    weights = mask.to(torch.float32)  # (batch, seq)
+    if mode == "weighted_mean":
+        weights = weights.cumsum(dim=1) * weights  # 1, 2, 3, ... over pooled tokens
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-9)
+    return torch.einsum("bs,bsd->bd", weights.to(hidden.dtype), hidden)

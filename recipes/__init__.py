@@ -1,0 +1,1 @@
+"""Shipped recipes (YAML). Installed as ``llm2vec_lite.recipes`` so ``importlib.resources`` finds them."""
