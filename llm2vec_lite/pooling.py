@@ -64,3 +64,23 @@ def pool(
         weights = weights.cumsum(dim=1) * weights  # 1, 2, 3, ... over pooled tokens
     weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-9)
     return torch.einsum("bs,bsd->bd", weights.to(hidden.dtype), hidden)
+
+
+def needs_eos(mode: str) -> bool:
+    """Last-token pooling reads the EOS position, so the tokenizer step must append one."""
+    return mode == "last_token"
+
+
+def embed(model, batch, mode: str) -> torch.Tensor:
+    """Forward a :class:`~llm2vec_lite.tokenization.TokenizedBatch` and pool: (batch, dim).
+
+    The single place where "model + batch -> embedding" happens, used by the encoder and by the
+    contrastive training stages alike (with gradients when the caller allows them).
+    ``model`` may be a base ``*Model``, a ``*ForCausalLM`` or a peft wrapper of either.
+    """
+    out = model(**batch.model_inputs(), output_hidden_states=False, return_dict=True)
+    hidden = getattr(out, "last_hidden_state", None)
+    if hidden is None:  # a *ForCausalLM: ask again for hidden states
+        out = model(**batch.model_inputs(), output_hidden_states=True, return_dict=True)
+        hidden = out.hidden_states[-1]
+    return pool(hidden, batch.attention_mask, mode, batch.pool_mask)  # (batch, dim)
