@@ -1,10 +1,101 @@
-"""``llm2vec-lite eval``: placeholder until its owner fills it in."""
+"""``llm2vec-lite eval``: the STS suite on a converted folder, a base model or a GGUF file.
+
+Loads ``MODEL`` with :meth:`llm2vec_lite.encoder.Encoder.from_pretrained`, runs
+:func:`llm2vec_lite.evaluate.evaluate_sts`, prints a table and the average, and optionally writes
+the full results (model, recipe fingerprint, versions, date) as JSON. See docs/evaluate.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+
+EPILOG = """Examples:
+  llm2vec-lite eval out/final --datasets stsb --data-dir /work/shared/data/sts
+  llm2vec-lite eval out/final --datasets stsb-dev --data-dir /work/shared/data/sts --json stsb.json
+  llm2vec-lite eval path/to/SmolLM2-135M-Instruct.Q4_1.gguf --pooling mean --datasets stsb --data-dir data/sts
+  llm2vec-lite eval HuggingFaceTB/SmolLM2-135M-Instruct --causal --pooling last_token --datasets stsb,sickr
+
+Without --data-dir the MTEB copies are fetched from the hub (mteb/stsbenchmark-sts, ...).
+With --data-dir, NAME is read from DIR/NAME.tsv, DIR/NAME-test.tsv or DIR/NAME-dev.tsv
+(header sentence1<TAB>sentence2<TAB>score); any other NAME is taken as DIR/NAME.tsv."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: (print("eval: not implemented yet"), 2)[1])
+    from llm2vec_lite.evaluate import STS_DATASETS
+
+    p = sub.add_parser(
+        "eval",
+        help="STS evaluation (Spearman of cosine x100)",
+        description="Evaluate an encoder on STS datasets: Spearman and Pearson of cosine similarity (x100).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("model", metavar="MODEL", help="converted folder, hub id, base folder or .gguf file")
+    p.add_argument(
+        "--datasets",
+        default=None,
+        help=f"comma-separated names (default: all available). Registered: {', '.join(STS_DATASETS)}",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="folder of local TSV files; nothing is fetched from the hub"
+    )
+    p.add_argument(
+        "--json", dest="json_path", default=None, metavar="OUT.json", help="write full results here"
+    )
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--pooling", default=None, help="override the folder's pooling mode (mean, weighted_mean, ...)"
+    )
+    p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens")
+    p.add_argument("--dtype", default=None, help="weight dtype (float32, bfloat16, auto)")
+    p.add_argument("--gguf-file", default=None, help="GGUF file name inside MODEL when MODEL is a folder")
+    p.add_argument("--causal", action="store_true", help="keep causal attention (the no-patch baseline)")
+    p.set_defaults(func=lambda args: run(args, p))
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
+    from llm2vec_lite.encoder import Encoder
+    from llm2vec_lite.evaluate import evaluate_sts, format_table
+
+    def fail(message: str) -> int:
+        if parser is not None:
+            parser.error(message)  # exits with status 2
+        raise ValueError(message)
+
+    if args.batch_size < 1:
+        return fail(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.pooling is not None:
+        from llm2vec_lite.pooling import POOLING_MODES
+
+        if args.pooling not in POOLING_MODES:
+            return fail(f"unknown --pooling {args.pooling!r}; valid: {', '.join(POOLING_MODES)}")
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        return fail(f"--data-dir {args.data_dir}: no such folder")
+
+    kwargs = {"bidirectional": not args.causal}
+    for key in ("pooling", "max_length", "dtype", "gguf_file"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
+    encoder = Encoder.from_pretrained(args.model, **kwargs)
+    results = evaluate_sts(
+        encoder,
+        args.datasets,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+        model=args.model,
+    )
+    results["settings"] = {
+        "causal": args.causal,
+        "pooling": args.pooling or getattr(encoder, "pooling_mode", None),
+        "max_length": args.max_length,
+        "dtype": args.dtype,
+    }
+    print(format_table(results))
+    if args.json_path:
+        out = Path(args.json_path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        print(f"wrote {out}")
+    return 0
