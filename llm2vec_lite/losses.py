@@ -1,0 +1,139 @@
+"""Contrastive losses for the SimCSE and supervised stages, and the cross-process gather they need.
+
+Both contrastive stages reduce to one function, :func:`info_nce`: each query has one positive among
+a pool of candidates, and every other candidate is a negative. What changes between stages is only
+what goes into the pool:
+
+- SimCSE: queries are one dropout view of each text, candidates the other view of every text.
+- Supervised: queries are the anchors, candidates are all positives of the (global) batch followed
+  by all hard negatives.
+
+Multi-process training (``accelerate launch``) widens the pool to every process's candidates with
+:func:`gather_with_grad`. Its backward sums, for each process's own slice, the gradients that every
+process's loss sends to it, so after DDP averages parameter gradients the update equals that of one
+process holding the whole global batch (checked by ``tests/test_distributed.py``).
+
+References:
+    - van den Oord et al. 2018, "Representation Learning with Contrastive Predictive Coding",
+      arXiv:1807.03748 (InfoNCE).
+    - Gao et al. 2021, "SimCSE: Simple Contrastive Learning of Sentence Embeddings", arXiv:2104.08821.
+    - BehnamGhader et al. 2024, "LLM2Vec", arXiv:2404.05961 (supervised stage with hard negatives).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["CITATION", "cosine_scores", "gather_with_grad", "info_nce"]
+
+CITATION = """@inproceedings{gao2021simcse,
+  title={{SimCSE}: Simple Contrastive Learning of Sentence Embeddings},
+  author={Gao, Tianyu and Yao, Xingcheng and Chen, Danqi},
+  booktitle={EMNLP},
+  year={2021}
+}"""
+
+
+def cosine_scores(queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of every query with every candidate.
+
+    Args:
+        queries: (n_queries, dim).
+        candidates: (n_candidates, dim).
+
+    Returns:
+        (n_queries, n_candidates) similarities in [-1, 1], computed in float32.
+    """
+    q = F.normalize(queries.float(), dim=-1)
+    c = F.normalize(candidates.float(), dim=-1)
+    return q @ c.T  # (n_queries, n_candidates)
+
+
+def info_nce(
+    queries: torch.Tensor,
+    candidates: torch.Tensor,
+    temperature: float,
+    positive_index: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """InfoNCE with cosine similarity: cross-entropy of each query against its positive.
+
+    ``loss = mean_i -log( exp(s(q_i, c_{p(i)}) / tau) / sum_j exp(s(q_i, c_j) / tau) )``
+
+    where ``s`` is cosine similarity, ``tau`` the temperature and ``p(i)`` the index of query
+    ``i``'s positive among the candidates. Every other candidate (the other rows' positives, i.e.
+    in-batch negatives, and any hard negatives appended to the pool) is a negative.
+
+    Args:
+        queries: (n_queries, dim) query embeddings.
+        candidates: (n_candidates, dim) candidate embeddings, n_candidates >= n_queries when
+            ``positive_index`` is omitted.
+        temperature: softmax temperature ``tau`` > 0 (SimCSE and LLM2Vec use 0.05).
+        positive_index: (n_queries,) long tensor, the candidate index of each query's positive.
+            Defaults to ``arange(n_queries)``: query ``i``'s positive is candidate ``i``.
+
+    Returns:
+        Scalar mean loss (float32).
+
+    Raises:
+        ValueError: If ``temperature`` is not positive or the shapes do not fit.
+
+    References:
+        van den Oord et al. 2018, arXiv:1807.03748; Gao et al. 2021, arXiv:2104.08821.
+
+    Example:
+        >>> q, d, n = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 8)
+        >>> loss = info_nce(q, torch.cat([d, n]), temperature=0.05)  # in-batch + hard negatives
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature = {temperature}: must be > 0 (SimCSE uses 0.05)")
+    if queries.shape[-1] != candidates.shape[-1]:
+        raise ValueError(
+            f"queries have dim {queries.shape[-1]} but candidates dim {candidates.shape[-1]}"
+        )
+    if positive_index is None:
+        if candidates.shape[0] < queries.shape[0]:
+            raise ValueError(
+                f"{queries.shape[0]} queries but only {candidates.shape[0]} candidates; pass "
+                "positive_index or give each query its positive at the same row"
+            )
+        positive_index = torch.arange(queries.shape[0], device=queries.device)
+    scores = cosine_scores(queries, candidates) / temperature  # (n_queries, n_candidates)
+    return F.cross_entropy(scores, positive_index.to(scores.device))
+
+
+def _world() -> tuple[int, int]:
+    """(rank, world size) of the default process group, (0, 1) when not distributed."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def gather_with_grad(local: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``local`` from every process along dim 0, keeping gradients.
+
+    Unlike ``torch.distributed.all_gather`` (whose outputs are cut from the graph), this uses
+    ``torch.distributed.nn.functional.all_gather``: in backward each process receives the sum of
+    the gradients all processes computed for its slice, which is what a single process holding
+    the whole batch would compute. All processes must pass the same shape.
+
+    Args:
+        local: (n, ...) this process's rows.
+
+    Returns:
+        (world_size * n, ...) rows of process 0, then process 1, ...; ``local`` itself when not
+        running distributed.
+    """
+    _rank, world = _world()
+    if world == 1:
+        return local
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(local.contiguous()), dim=0)  # (world * n, ...)
+
+
+def process_rank() -> tuple[int, int]:
+    """Public alias of the (rank, world size) lookup used by the stages to slice batches."""
+    return _world()

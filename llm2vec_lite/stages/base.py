@@ -1,0 +1,157 @@
+"""What every training stage shares: the stage protocol, the batch sampler, batch helpers.
+
+A stage has the shape of a torchtune recipe, cut down to what differs between stages; the one
+training loop (:mod:`llm2vec_lite.trainer`) does everything else::
+
+    stage = SimCSEStage(cfg, recipe)       # reads settings only
+    stage.check_data()                     # reads the data; DataError before any model loads
+    model = stage.setup(model, tokenizer)  # e.g. add a <mask> token, set dropout
+    ... the pipeline attaches LoRA, the trainer calls stage.batches(start) and stage.loss(model, b)
+    stage.cleanup(model)                   # undo training-only changes before the model is saved
+
+The protocol is a description, not a base class to inherit from (torchtune: "not a vehicle for
+code reuse").
+
+Batches are a pure function of (seed, micro-batch index): :class:`BatchSampler` shuffles each epoch
+with a generator seeded from (seed, epoch). Resuming therefore needs only the number of micro-batches
+consumed (the "position"), and a run on N processes sees the same global batches as a run on one:
+each process takes its contiguous slice (:func:`local_slice`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+
+from llm2vec_lite.errors import DataError, RecipeError
+from llm2vec_lite.tokenization import TokenizedBatch
+
+__all__ = ["BatchSampler", "Stage", "StageBatch", "concat_batches", "local_slice", "slice_batch"]
+
+
+@dataclass
+class StageBatch:
+    """One micro-batch as the loop sees it.
+
+    Attributes:
+        data: whatever the stage's ``loss`` reads (tensors, TokenizedBatch objects...).
+        sequences: number of sequences this process runs forward (for seq/s).
+        tokens: number of real (non-padding) tokens this process runs forward (for tok/s).
+    """
+
+    data: Any
+    sequences: int
+    tokens: int
+
+
+@runtime_checkable
+class Stage(Protocol):
+    """The interface between a stage and the training loop.
+
+    Attributes:
+        kind: the recipe's ``kind`` string, the registry key.
+        head: ``"causal_lm"`` (MNTP needs the LM head) or ``"base"``.
+    """
+
+    kind: ClassVar[str]
+    head: ClassVar[str]
+
+    def check_data(self) -> None:
+        """Read and validate the stage's data. Raises DataError."""
+
+    def setup(self, model, tokenizer):
+        """Prepare the (not yet LoRA-wrapped) model; returns it."""
+
+    def batches(self, start: int) -> Iterator[StageBatch]:
+        """Micro-batches from micro-batch index ``start`` on, endlessly and deterministically."""
+
+    def loss(self, model, batch: StageBatch) -> torch.Tensor:
+        """Scalar loss of one micro-batch, with gradients."""
+
+    def cleanup(self, model) -> None:
+        """Undo training-only changes (dropout) before the merged model is saved."""
+
+
+class BatchSampler:
+    """Deterministic, resumable global batches of row indices.
+
+    Epoch ``e`` is a permutation of ``range(n)`` drawn from a generator seeded with ``(seed, e)``,
+    cut into ``n // batch_size`` batches (the remainder is dropped so that no batch holds the same
+    row twice, which would be a false negative for contrastive losses).
+
+    Args:
+        n: number of rows.
+        batch_size: rows per global micro-batch (all processes together).
+        seed: shuffling seed.
+
+    Raises:
+        DataError: If there are fewer rows than ``batch_size``.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int, *, what: str = "rows"):
+        if n < batch_size:
+            raise DataError(
+                f"the data has {n} {what} but batch_size is {batch_size}: add data or lower batch_size"
+            )
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.per_epoch = n // batch_size
+        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
+
+    def batch(self, index: int) -> list[int]:
+        """Row indices of global micro-batch ``index`` (0-based, over all epochs)."""
+        epoch, k = divmod(index, self.per_epoch)
+        if epoch != self._epoch:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
+        return self._perm[k * self.batch_size : (k + 1) * self.batch_size].tolist()
+
+
+def local_slice(batch_size: int) -> slice:
+    """This process's contiguous part of a global batch of ``batch_size`` rows.
+
+    Raises:
+        RecipeError: If ``batch_size`` is not a multiple of the number of processes.
+    """
+    from llm2vec_lite.losses import process_rank
+
+    rank, world = process_rank()
+    if batch_size % world:
+        raise RecipeError(
+            f"batch_size = {batch_size} is not a multiple of the {world} processes; batch_size is the "
+            f"global batch, split evenly across processes (use {batch_size - batch_size % world or world})"
+        )
+    per = batch_size // world
+    return slice(rank * per, (rank + 1) * per)
+
+
+def concat_batches(batches: list[TokenizedBatch], pad_id: int) -> TokenizedBatch:
+    """Stack tokenized batches of different widths into one, right-padding to the widest."""
+    width = max(b.input_ids.shape[1] for b in batches)
+
+    def pad(t: torch.Tensor, value: int) -> torch.Tensor:
+        return torch.nn.functional.pad(t, (0, width - t.shape[1]), value=value)
+
+    return TokenizedBatch(
+        torch.cat([pad(b.input_ids, pad_id) for b in batches]),  # (sum rows, width)
+        torch.cat([pad(b.attention_mask, 0) for b in batches]),
+        torch.cat([pad(b.pool_mask, 0) for b in batches]),
+        sum(b.num_truncated for b in batches),
+    )
+
+
+def slice_batch(batch: TokenizedBatch, rows: slice) -> TokenizedBatch:
+    """Rows ``rows`` of ``batch``, with trailing all-padding columns removed."""
+    attn = batch.attention_mask[rows]
+    width = int(attn.sum(dim=1).max().item()) if attn.numel() else 0
+    # Right padding: the real tokens of every row sit in the first ``width`` columns.
+    used = attn.any(dim=0).nonzero()
+    width = int(used.max().item()) + 1 if used.numel() else max(width, 1)
+    return TokenizedBatch(
+        batch.input_ids[rows, :width],
+        attn[:, :width],
+        batch.pool_mask[rows, :width],
+        0,
+    )
