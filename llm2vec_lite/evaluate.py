@@ -450,7 +450,15 @@ def model_metadata(model_path: str | Path | None) -> dict[str, Any]:
     fingerprint = info.get("recipe_fingerprint") or info.get("fingerprint") or recipe.get("fingerprint")
     if fingerprint:
         meta["recipe_fingerprint"] = fingerprint
-    for key in ("recipe_name", "base_model", "stages", "stage", "pooling"):
+    for key in (
+        "recipe_name",
+        "base_model",
+        "stages",
+        "stage",
+        "pooling",
+        "bidirectional",
+        "library_version",
+    ):
         if key in info:
             meta[key] = info[key]
     if "name" in recipe and "recipe_name" not in meta:

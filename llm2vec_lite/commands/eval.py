@@ -88,7 +88,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     )
     results["settings"] = {
         "causal": args.causal,
-        "pooling": args.pooling or getattr(encoder, "pooling_mode", None),
+        "bidirectional": getattr(encoder, "bidirectional", not args.causal),
+        "pooling": getattr(encoder, "pooling", args.pooling),
         "max_length": args.max_length,
         "dtype": args.dtype,
     }

