@@ -1,0 +1,296 @@
+"""Data readers (txt/tsv/csv/jsonl/parquet/hub) and MNTP packing and masking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from llm2vec_lite.data import MNTPCollator, mask_token_id, pack_texts, read_rows, read_texts
+from llm2vec_lite.errors import DataError
+from llm2vec_lite.recipe import DataSource
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+WORDS = [f"w{i}" for i in range(60)]
+
+
+def _tokenizer(with_bos: bool = True):
+    """A tiny word-level fast tokenizer: specials, '_' and 60 words, optionally adding BOS."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {tok: i for i, tok in enumerate(["<unk>", "<pad>", "<s>", "</s>", "_", *WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    if with_bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, unk_token="<unk>", pad_token="<pad>", bos_token="<s>", eos_token="</s>"
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# -- readers ------------------------------------------------------------------------------
+
+
+def test_txt_gives_stripped_non_empty_lines(tmp_path):
+    f = _write(tmp_path / "t.txt", "  first line \n\n   \nsecond\n")
+    assert read_texts(DataSource(path=str(f))) == ["first line", "second"]
+
+
+def test_tsv_is_read_unquoted_by_header(tmp_path):
+    f = _write(tmp_path / "t.tsv", 'anchor\tpositive\tnegative\n"quoted a\tb "x\tc\nd\te\tf\n')
+    rows = read_rows(DataSource(path=str(f)), ["anchor", "positive", "negative"])
+    assert rows == [('"quoted a', 'b "x', "c"), ("d", "e", "f")]
+
+
+def test_csv_honours_quotes(tmp_path):
+    f = _write(tmp_path / "t.csv", 'sentence1,sentence2\n"a, with comma",b\n')
+    assert read_rows(DataSource(path=str(f)), ["sentence1", "sentence2"]) == [("a, with comma", "b")]
+
+
+def test_jsonl_reads_keys_as_columns(tmp_path):
+    lines = [{"query": "q1", "pos": "p1", "neg": "n1"}, {"query": "q2", "pos": "p2", "neg": "n2"}]
+    f = _write(tmp_path / "t.jsonl", "\n".join(json.dumps(x) for x in lines) + "\n")
+    src = DataSource(path=str(f), columns=["query", "pos", "neg"])
+    assert read_rows(src, ["anchor", "positive", "negative"]) == [("q1", "p1", "n1"), ("q2", "p2", "n2")]
+
+
+def test_parquet_is_read(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"text": ["x", "y", ""], "other": [1, 2, 3]}), f)
+    assert read_texts(DataSource(path=str(f))) == ["x", "y"]
+
+
+def test_format_field_overrides_suffix(tmp_path):
+    f = _write(tmp_path / "t.data", "a\tb\nx\ty\n")
+    assert read_rows(DataSource(path=str(f), format="tsv"), ["a", "b"]) == [("x", "y")]
+
+
+def test_columns_map_by_position_and_limit_caps_rows(tmp_path):
+    f = _write(tmp_path / "t.tsv", "s1\ts2\tlabel\n" + "".join(f"a{i}\tb{i}\t1\n" for i in range(10)))
+    src = DataSource(path=str(f), columns=["s2", "s1"], limit=3)
+    assert read_rows(src, ["anchor", "positive"]) == [("b0", "a0"), ("b1", "a1"), ("b2", "a2")]
+
+
+def test_rows_with_an_empty_field_are_dropped(tmp_path):
+    f = _write(tmp_path / "t.tsv", "anchor\tpositive\na\t\nb\tc\nd\n")
+    assert read_rows(DataSource(path=str(f)), ["anchor", "positive"]) == [("b", "c")]
+
+
+def test_list_of_sources_is_concatenated_in_order(tmp_path):
+    a = _write(tmp_path / "a.txt", "one\ntwo\n")
+    b = _write(tmp_path / "b.tsv", "text\tx\nthree\t0\n")
+    assert read_texts([DataSource(path=str(a)), DataSource(path=str(b))]) == ["one", "two", "three"]
+
+
+def test_read_texts_picks_the_text_column_or_asks(tmp_path):
+    f = _write(tmp_path / "t.tsv", "id\tsentence\n1\thello\n")
+    assert read_texts(DataSource(path=str(f))) == ["hello"]
+    g = _write(tmp_path / "u.tsv", "a\tb\n1\t2\n")
+    with pytest.raises(DataError, match=r"columns \['a', 'b'\].*data.columns"):
+        read_texts(DataSource(path=str(g)))
+    assert read_texts(DataSource(path=str(g)), column="b") == ["2"]
+
+
+def test_missing_file_error_names_path_and_field(tmp_path):
+    src = DataSource(path=str(tmp_path / "nope.txt"))
+    src._origin = "my.yaml: stages[0].data"
+    with pytest.raises(DataError, match=r"my.yaml: stages\[0\].data.path = .*nope.txt: file not found"):
+        read_texts(src)
+
+
+def test_missing_columns_error_lists_columns_found(tmp_path):
+    f = _write(tmp_path / "t.tsv", "sentence1\tsentence2\na\tb\n")
+    with pytest.raises(
+        DataError, match=r"no column\(s\) \['anchor', 'positive'\]; found \['sentence1', 'sentence2'\]"
+    ):
+        read_rows(DataSource(path=str(f)), ["anchor", "positive"])
+
+
+def test_empty_dataset_is_an_error(tmp_path):
+    f = _write(tmp_path / "t.txt", "\n  \n")
+    with pytest.raises(DataError, match="gave no rows"):
+        read_texts(DataSource(path=str(f)))
+
+
+def test_txt_cannot_give_triplets(tmp_path):
+    f = _write(tmp_path / "t.txt", "a\n")
+    with pytest.raises(DataError, match="one text a line"):
+        read_rows(DataSource(path=str(f)), ["anchor", "positive", "negative"])
+
+
+def test_malformed_jsonl_names_the_line(tmp_path):
+    f = _write(tmp_path / "t.jsonl", '{"text": "a"}\nnot json\n')
+    with pytest.raises(DataError, match="line 2 is not JSON"):
+        read_texts(DataSource(path=str(f)))
+
+
+def test_hub_source_goes_through_datasets_load_dataset(monkeypatch):
+    import datasets
+
+    local = datasets.Dataset.from_dict(
+        {
+            "anchor": ["a1", "a2", "a3"],
+            "positive": ["p1", "p2", "p3"],
+            "negative": [["n1", "m1"], ["n2"], ["n3"]],
+        }
+    )
+    calls = []
+
+    def fake_load_dataset(path, name=None, split=None, **kwargs):
+        calls.append((path, name, split))
+        return local
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    src = DataSource(hub="org/e5-data", name="default", split="train", limit=2)
+    rows = read_rows(src, ["anchor", "positive", "negative"])
+    assert calls == [("org/e5-data", "default", "train")]
+    assert rows == [("a1", "p1", "n1"), ("a2", "p2", "n2")]
+
+
+def test_hub_failure_is_a_data_error(monkeypatch):
+    import datasets
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "load_dataset", broken)
+    with pytest.raises(DataError, match="cannot load hub dataset hub:org/x:train.*offline"):
+        read_texts(DataSource(hub="org/x"))
+
+
+@pytest.mark.skipif(not (SHARED / "nli" / "snli-triplets.tsv").is_file(), reason="shared data not present")
+def test_shared_snli_triplets_read_fully():
+    rows = read_rows(
+        DataSource(path=str(SHARED / "nli" / "snli-triplets.tsv")), ["anchor", "positive", "negative"]
+    )
+    assert len(rows) == 5883  # documented in shared/data/README.md
+    assert all(len(r) == 3 and all(r) for r in rows)
+
+
+# -- MNTP ---------------------------------------------------------------------------------
+
+
+def test_pack_texts_joins_with_eos_and_starts_blocks_with_bos():
+    tok = _tokenizer()
+    texts = [" ".join(WORDS[i : i + 7]) for i in range(0, 50, 7)]
+    blocks = pack_texts(tok, texts, block_size=10)
+    assert all(b[0] == tok.bos_token_id for b in blocks)
+    assert all(len(b) == 10 for b in blocks[:-1]) and 2 <= len(blocks[-1]) <= 10
+    stream = [t for b in blocks for t in b[1:]]
+    expected = []
+    for t in texts:
+        expected += tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    assert stream == expected
+
+
+def test_pack_texts_without_bos_uses_whole_block():
+    tok = _tokenizer(with_bos=False)
+    blocks = pack_texts(tok, ["w1 w2 w3", "w4 w5"], block_size=4)
+    assert blocks == [[5 + 1, 5 + 2, 5 + 3, tok.eos_token_id], [5 + 4, 5 + 5, tok.eos_token_id]]
+
+
+def test_mask_token_strategies():
+    tok = _tokenizer()
+    assert mask_token_id(tok, "blank") == tok.convert_tokens_to_ids("_")
+    assert mask_token_id(tok, "eos") == tok.eos_token_id
+    before = len(tok)
+    new_id = mask_token_id(tok, "mask")
+    assert len(tok) == before + 1 and tok.convert_ids_to_tokens(new_id) == "<mask>"
+    assert mask_token_id(tok, "mask") == new_id  # no second token added
+    with pytest.raises(ValueError, match="blank, eos, mask"):
+        mask_token_id(tok, "star")
+
+
+def _blocks(n_rows: int, lengths: list[int], seed: int = 0) -> list[list[int]]:
+    g = torch.Generator().manual_seed(seed)
+    return [
+        [2] + torch.randint(5, 65, (lengths[i % len(lengths)] - 1,), generator=g).tolist()
+        for i in range(n_rows)
+    ]
+
+
+def test_mntp_masks_at_roughly_the_probability():
+    tok = _tokenizer()
+    collator = MNTPCollator(tok, 0.2, mask_token_id(tok, "blank"))
+    batch = collator(_blocks(64, [128]), torch.Generator().manual_seed(1))
+    chosen = batch["labels"] != -100
+    rate = chosen.sum().item() / (64 * 127)  # the first token is never chosen
+    assert 0.17 < rate < 0.23
+    replaced = (batch["input_ids"] == collator.mask_token_id) & chosen
+    assert 0.7 < replaced.sum().item() / chosen.sum().item() < 0.9  # the 80% of 80/10/10
+
+
+def test_mntp_never_masks_pads_or_the_first_token_and_labels_only_at_masked_positions():
+    tok = _tokenizer()
+    collator = MNTPCollator(
+        tok, 0.5, mask_token_id(tok, "blank"), replace_with_mask=1.0, replace_with_random=0.0
+    )
+    blocks = _blocks(16, [5, 20, 33])
+    batch = collator(blocks, torch.Generator().manual_seed(3))
+    ids, attn, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    assert ids.shape == attn.shape == labels.shape == (16, 33)
+    pads = attn == 0
+    assert pads.any()
+    assert (labels[pads] == -100).all() and (ids[pads] == tok.pad_token_id).all()
+    assert (labels[:, 0] == -100).all()
+    masked = ids == collator.mask_token_id
+    assert torch.equal(masked, labels != -100)  # with replace_with_mask=1: masked <=> labelled
+    original = torch.full_like(ids, tok.pad_token_id)
+    for i, b in enumerate(blocks):
+        original[i, : len(b)] = torch.tensor(b)
+    assert torch.equal(labels[masked], original[masked])
+    assert torch.equal(ids[~masked], original[~masked])
+
+
+def test_mntp_never_masks_special_tokens_and_every_row_gets_a_label():
+    tok = _tokenizer()
+    collator = MNTPCollator(tok, 0.01, mask_token_id(tok, "blank"))
+    blocks = [[2, 10, tok.eos_token_id, 11, 12], [2, 13]]
+    for seed in range(20):
+        batch = collator(blocks, torch.Generator().manual_seed(seed))
+        labels = batch["labels"]
+        assert (labels != -100).sum(dim=1).min() >= 1
+        assert labels[0, 2] == -100  # the EOS separator
+
+
+def test_mntp_masking_is_reproducible_with_the_generator():
+    tok = _tokenizer()
+    collator = MNTPCollator(tok, 0.3, mask_token_id(tok, "blank"))
+    blocks = _blocks(8, [40])
+    a = collator(blocks, torch.Generator().manual_seed(7))
+    b = collator(blocks, torch.Generator().manual_seed(7))
+    c = collator(blocks, torch.Generator().manual_seed(8))
+    assert torch.equal(a["input_ids"], b["input_ids"]) and torch.equal(a["labels"], b["labels"])
+    assert not torch.equal(a["labels"], c["labels"])
+
+
+def test_mntp_labels_fit_a_causal_lm_loss():
+    """With HF's internal shift, logits at i-1 are scored against the masked token at i."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = _tokenizer()
+    cfg = LlamaConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(cfg).eval()
+    collator = MNTPCollator(tok, 0.3, mask_token_id(tok, "blank"))
+    batch = collator(_blocks(4, [12, 9]), torch.Generator().manual_seed(0))
+    out = model(**batch)
+    logits = out.logits[:, :-1]  # (B, T-1, V): position i-1 predicts token i
+    target = batch["labels"][:, 1:]
+    manual = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+    assert torch.isfinite(out.loss)
+    torch.testing.assert_close(out.loss, manual)
