@@ -2,8 +2,9 @@
 
 Modes:
 - ``mean``: average of the pooled tokens (``pool_mask``), the LLM2Vec default.
-- ``weighted_mean``: position-weighted mean, weight ``i`` for the i-th pooled token (SGPT,
-  Muennighoff 2022, arXiv:2202.08904): later tokens have seen more context.
+- ``weighted_mean``: position-weighted mean, weight ``i`` for the token at (1-based) position ``i``
+  counted from the first real token (SGPT, Muennighoff 2022, arXiv:2202.08904): later tokens have
+  seen more context in a causal model.
 - ``last_token``: the hidden state of the last real token (the EOS the tokenizer step appends),
   found from ``attention_mask`` so it is right under left and right padding.
 - ``first_token``: the first pooled token.
@@ -61,9 +62,15 @@ def pool(
 
     weights = mask.to(torch.float32)  # (batch, seq)
     if mode == "weighted_mean":
-        weights = weights.cumsum(dim=1) * weights  # 1, 2, 3, ... over pooled tokens
+        # weight = the token's 1-based position counted from the first real token, so padding on
+        # either side changes nothing and an excluded instruction keeps the text's own positions
+        # (the convention sentence-transformers' "weightedmean" uses too).
+        weights = attn.to(torch.float32).cumsum(dim=1) * weights
     weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-9)
-    return torch.einsum("bs,bsd->bd", weights.to(hidden.dtype), hidden)
+    # Accumulate in float32 even for bf16 hidden states: a bf16 sum over hundreds of tokens loses
+    # about two significant digits, enough to move cosine similarities in the third decimal.
+    pooled = torch.einsum("bs,bsd->bd", weights, hidden.float())  # (batch, dim)
+    return pooled.to(hidden.dtype)
 
 
 def needs_eos(mode: str) -> bool:

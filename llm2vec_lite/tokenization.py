@@ -5,6 +5,10 @@ decided from the fast tokenizer's character offsets, not from a magic separator:
 instruction token when it ends inside ``instruction`` (the prefix of the joined string); a
 token that straddles the boundary (" hello" after "Query: ") belongs to the text.
 
+Tokenizing is split in two steps so that the encoder can tokenize a whole corpus once, sort it by
+length and pad each batch only to its own longest row: :func:`encode_rows` gives unpadded rows,
+:func:`pad_rows` pads a list of them. :func:`tokenize` does both at once for the training stages.
+
 Used by both :class:`llm2vec_lite.encoder.Encoder` and the contrastive training stages, so a model
 sees the same inputs in training and at inference.
 """
@@ -45,7 +49,26 @@ class TokenizedBatch:
         )
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
-        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        """Keyword arguments for the model's forward.
+
+        Under left padding the rotary positions must start at the first real token, not at the
+        first pad, or a text's vector would depend on how long its batch neighbours are; so
+        ``position_ids`` are passed whenever a row starts with padding.
+        """
+        inputs = {"input_ids": self.input_ids, "attention_mask": self.attention_mask}
+        if self.attention_mask.numel() and not bool(self.attention_mask[:, 0].all()):
+            positions = self.attention_mask.long().cumsum(dim=1) - 1  # (batch, seq)
+            inputs["position_ids"] = positions.clamp(min=0)
+        return inputs
+
+
+@dataclass
+class TokenizedRow:
+    """One unpadded text: its token ids and which of them are pooled (1) or not (0)."""
+
+    ids: list[int]
+    pool: list[int]
+    truncated: bool = False
 
 
 def tokenizer_appends_eos(tokenizer) -> bool:
@@ -62,6 +85,113 @@ def _pad_id(tokenizer) -> int:
         if tok_id is not None:
             return int(tok_id)
     return 0
+
+
+def _trailing_special(special: list[int]) -> int:
+    """How many tokens at the end are special tokens the tokenizer added (an EOS, a SEP)."""
+    n = 0
+    for sp in reversed(special):
+        if not sp:
+            break
+        n += 1
+    return n
+
+
+def encode_rows(
+    tokenizer,
+    texts: list[str],
+    *,
+    max_length: int,
+    instruction: str | None = None,
+    add_eos: bool = False,
+) -> list[TokenizedRow]:
+    """Tokenize ``texts`` (each prefixed by ``instruction``) into unpadded rows.
+
+    Args:
+        tokenizer: a Hugging Face fast tokenizer (character offsets are needed).
+        texts: the texts; empty strings are allowed and still give at least one token.
+        max_length: rows longer than this are cut from the right; special tokens the tokenizer
+            puts at the end (and the EOS appended for ``add_eos``) are kept.
+        instruction: prefix that is attended to but excluded from the pooled tokens.
+        add_eos: append the EOS token where the tokenizer does not (last-token pooling needs it).
+
+    Returns:
+        One :class:`TokenizedRow` per text, in the order given.
+
+    Raises:
+        ValueError: If ``max_length`` cannot hold one text token plus the special tokens.
+    """
+    instruction = instruction or ""
+    eos = tokenizer.eos_token_id
+    append_eos = add_eos and eos is not None and not tokenizer_appends_eos(tokenizer)
+    if not texts:
+        return []
+    joined = [instruction + t for t in texts]
+    enc = tokenizer(
+        joined,
+        add_special_tokens=True,
+        return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+        truncation=False,
+        verbose=False,
+    )
+    n_instr_chars = len(instruction)
+    rows: list[TokenizedRow] = []
+    for ids, offsets, special in zip(
+        enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True
+    ):
+        ids = list(ids)
+        pool = [
+            0 if (sp or (n_instr_chars and end <= n_instr_chars)) else 1
+            for (_start, end), sp in zip(offsets, special, strict=True)
+        ]
+        # Keep the tokenizer's own trailing specials (EOS/SEP) when cutting: last-token pooling
+        # reads them, and the model was trained with them at the end.
+        tail = _trailing_special(list(special))
+        limit = max_length - tail - (1 if append_eos else 0)
+        if limit < 1:
+            raise ValueError(
+                f"max_length={max_length} is too small: it must hold at least one token plus "
+                f"{tail + int(append_eos)} special token(s). Use max_length >= {tail + int(append_eos) + 1}."
+            )
+        truncated = len(ids) > max_length - (1 if append_eos else 0)
+        if truncated:
+            body = len(ids) - tail
+            keep = limit
+            ids = ids[:keep] + ids[body:]
+            pool = pool[:keep] + pool[body:]
+        if append_eos:
+            ids, pool = ids + [eos], pool + [0]
+        if not ids:  # an empty text with a tokenizer that adds nothing
+            ids, pool = [eos if eos is not None else _pad_id(tokenizer)], [0]
+        rows.append(TokenizedRow(ids, pool, truncated))
+    return rows
+
+
+def pad_rows(rows: list[TokenizedRow], *, pad_id: int, padding_side: PaddingSide = "right") -> TokenizedBatch:
+    """Pad rows to the longest one.
+
+    Args:
+        rows: output of :func:`encode_rows` (any subset, any order).
+        pad_id: token id used for padding (never attended to).
+        padding_side: ``"right"`` or ``"left"``; a correct model gives the same vectors for both.
+
+    Raises:
+        ValueError: If ``padding_side`` is neither ``"left"`` nor ``"right"``.
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    width = max((len(r.ids) for r in rows), default=0)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)  # (batch, seq)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)  # (batch, seq)
+    pool_mask = torch.zeros((len(rows), width), dtype=torch.long)  # (batch, seq)
+    for i, row in enumerate(rows):
+        n = len(row.ids)
+        sl = slice(width - n, width) if padding_side == "left" else slice(0, n)
+        input_ids[i, sl] = torch.tensor(row.ids, dtype=torch.long)
+        attention[i, sl] = 1
+        pool_mask[i, sl] = torch.tensor(row.pool, dtype=torch.long)
+    return TokenizedBatch(input_ids, attention, pool_mask, sum(r.truncated for r in rows))
 
 
 def tokenize(
@@ -87,51 +217,7 @@ def tokenize(
         A :class:`TokenizedBatch`.
 
     Raises:
-        ValueError: If ``max_length`` < 2 while ``add_eos`` is set.
+        ValueError: If ``max_length`` cannot hold a token and the special tokens.
     """
-    instruction = instruction or ""
-    eos = tokenizer.eos_token_id
-    append_eos = add_eos and eos is not None and not tokenizer_appends_eos(tokenizer)
-    limit = max_length - (1 if append_eos else 0)
-    if limit < 1:
-        raise ValueError(f"max_length={max_length} is too small to hold a token and the EOS")
-    joined = [instruction + t for t in texts]
-    enc = tokenizer(
-        joined,
-        add_special_tokens=True,
-        return_offsets_mapping=True,
-        return_special_tokens_mask=True,
-        truncation=False,
-        verbose=False,
-    )
-    n_instr_chars = len(instruction)
-    rows: list[tuple[list[int], list[int]]] = []
-    num_truncated = 0
-    for ids, offsets, special in zip(
-        enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True
-    ):
-        pool = [
-            0 if (sp or (n_instr_chars and end <= n_instr_chars)) else 1
-            for (_start, end), sp in zip(offsets, special, strict=True)
-        ]
-        if len(ids) > limit:
-            num_truncated += 1
-            ids, pool = ids[:limit], pool[:limit]
-        if append_eos:
-            ids, pool = ids + [eos], pool + [0]
-        if not ids:  # an empty text with a tokenizer that adds nothing
-            ids, pool = [eos if eos is not None else _pad_id(tokenizer)], [0]
-        rows.append((list(ids), pool))
-
-    width = max(len(ids) for ids, _ in rows) if rows else 0
-    pad = _pad_id(tokenizer)
-    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    pool_mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (ids, pool) in enumerate(rows):
-        n = len(ids)
-        sl = slice(width - n, width) if padding_side == "left" else slice(0, n)
-        input_ids[i, sl] = torch.tensor(ids, dtype=torch.long)
-        attention[i, sl] = 1
-        pool_mask[i, sl] = torch.tensor(pool, dtype=torch.long)
-    return TokenizedBatch(input_ids, attention, pool_mask, num_truncated)
+    rows = encode_rows(tokenizer, texts, max_length=max_length, instruction=instruction, add_eos=add_eos)
+    return pad_rows(rows, pad_id=_pad_id(tokenizer), padding_side=padding_side)
