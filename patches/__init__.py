@@ -1,36 +1,128 @@
-"""Bidirectional attention patches (bootstrap version: generic mechanism only).
+"""Bidirectional attention for decoder-only transformers (transformers 5.x), one patch per family.
 
-The full per-architecture registry replaces this file.
+Usage:
+    >>> from llm2vec_lite.patches import enable_bidirectional, verify
+    >>> model = enable_bidirectional(model)          # in place; *ForCausalLM, *Model or PeftModel
+    >>> print(verify(model, tokenizer))              # proves it on this very model
+
+The shared mechanism and the registry live in :mod:`llm2vec_lite.patches.base`; each family module
+(``llama.py``, ``gemma3.py``...) holds only its differences and ends with ``register_patch(...)``.
+``docs/patches.md`` explains the mechanism and lists families x backends.
+
+References: LLM2Vec, BehnamGhader et al. 2024, arXiv:2404.05961 (bidirectional attention + MNTP).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
 from typing import Any
 
+from llm2vec_lite.patches import (  # noqa: F401  (importing a family registers it)
+    gemma,
+    gemma2,
+    gemma3,
+    gpt2,
+    gpt_neo,
+    granite,
+    llama,
+    minicpm,
+    mistral,
+    olmo2,
+    phi,
+    phi3,
+    qwen2,
+    qwen3,
+    smollm3,
+)
+from llm2vec_lite.patches.base import (
+    NO_WINDOW,
+    WINDOWS,
+    BidirectionalPatch,
+    check_window,
+    get_patch,
+    register_patch,
+    registered_patches,
+    unwrap_model,
+)
+from llm2vec_lite.patches.verify import VerifyReport, verify
 
-def _base(model):
-    inner = model
-    for attr in ("base_model", "model"):
-        pass
-    return inner
+__all__ = [
+    "NO_WINDOW",
+    "WINDOWS",
+    "BidirectionalPatch",
+    "VerifyReport",
+    "enable_bidirectional",
+    "get_patch",
+    "prepare_config",
+    "register_patch",
+    "registered_patches",
+    "supported_architectures",
+    "verify",
+]
 
-
-def enable_bidirectional(model, *, window: str = "full"):
-    seen = set()
-    for m in model.modules():
-        cfg = getattr(m, "config", None)
-        if cfg is not None and id(cfg) not in seen:
-            seen.add(id(cfg))
-            cfg.is_causal = False
-        if hasattr(m, "is_causal"):
-            m.is_causal = False
-    return model
-
-
-def prepare_config(path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Extra ``from_pretrained`` kwargs some families need (MiniCPM maps onto Granite)."""
-    return {}
+logger = logging.getLogger(__name__)
 
 
 def supported_architectures() -> list[str]:
-    return ["llama"]
+    """The ``config.model_type`` names that have a patch, sorted."""
+    return registered_patches()
+
+
+def enable_bidirectional(model, *, window: str = "full"):
+    """Make ``model`` attend bidirectionally, in place, and return it.
+
+    Args:
+        model: a transformers ``*ForCausalLM`` or base ``*Model``, or a peft wrapper of either.
+        window: ``"full"`` removes sliding windows; ``"keep"`` keeps them, made symmetric
+            (each family's choice is documented in its module and in docs/patches.md).
+
+    Returns:
+        The same ``model`` object.
+
+    Raises:
+        UnsupportedArchitectureError: If ``config.model_type`` has no patch (nothing is changed).
+        ValueError: If ``window`` is not ``"full"`` or ``"keep"``.
+        PatchError: If ``model`` contains no transformers model.
+    """
+    check_window(window)
+    inner = unwrap_model(model)
+    patch = get_patch(inner.config.model_type)
+    patch.apply(inner, window=window)
+    logger.debug("bidirectional patch %s applied (window=%s)", type(patch).__name__, window)
+    return model
+
+
+def _read_config_dict(path: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    folder = Path(path)
+    if folder.is_dir():
+        file = folder / "config.json"
+        return json.loads(file.read_text()) if file.is_file() else None
+    try:  # a hub id: only what is already cached or reachable; from_pretrained reports real errors
+        from transformers import PretrainedConfig
+
+        hub = {k: kwargs[k] for k in ("revision", "cache_dir", "token", "subfolder") if k in kwargs}
+        config_dict, _ = PretrainedConfig.get_config_dict(path, **hub)
+        return config_dict
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def prepare_config(path: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Extra ``from_pretrained`` kwargs the checkpoint's family needs (MiniCPM maps onto Granite).
+
+    Args:
+        path: the folder or hub id about to be loaded.
+        kwargs: the ``from_pretrained`` kwargs so far (not modified).
+
+    Returns:
+        kwargs to add (often empty).
+    """
+    if kwargs.get("gguf_file"):
+        return {}
+    config_dict = _read_config_dict(str(path), kwargs)
+    model_type = (config_dict or {}).get("model_type")
+    if model_type not in registered_patches():
+        return {}
+    return get_patch(model_type).prepare_config(str(path), config_dict, kwargs)
