@@ -644,10 +644,12 @@ def _problem_report(label: str, problems: list[str]) -> str:
 
 
 def _display_path(file: Path) -> str:
+    """The file as the user will recognise it: relative when under the current folder."""
     try:
-        return os.path.relpath(file)
-    except ValueError:
+        rel = os.path.relpath(file)
+    except ValueError:  # another drive on Windows
         return str(file)
+    return str(file) if rel.startswith("..") else rel
 
 
 def _looks_local(value: str) -> bool:
@@ -729,7 +731,9 @@ def apply_overrides(
 ) -> dict[str, Any]:
     """Return a copy of ``raw`` with each ``"a.b.0.c=value"`` applied (value parsed as YAML).
 
-    A key that does not exist yet is added (validation then says whether it is allowed); a list
+    Mappings and lists must be written in flow style (``{r: 4}``, ``[a, b]``); any other value
+    that YAML would read as a mapping (``Query: what is``) is kept as the literal string. A key
+    that does not exist yet is added (validation then says whether it is allowed); a list
     index must exist. ``stages[0].steps`` and ``stages.0.steps`` are the same.
 
     Raises:
@@ -751,8 +755,13 @@ def apply_overrides(
         try:
             value = yaml.safe_load(value_text) if value_text.strip() else ""
         except yaml.YAMLError as e:
-            problems.append(f"override {item!r}: value is not valid YAML: {e}")
-            continue
+            if value_text.lstrip().startswith(("{", "[")):
+                problems.append(f"override {item!r}: value is not valid YAML: {e}")
+                continue
+            value = value_text
+        if isinstance(value, (dict, list)) and not value_text.lstrip().startswith(("{", "[")):
+            # "Query: what is" parses as a mapping; mappings and lists must be written in flow style.
+            value = value_text
         node: Any = out
         walked: list[str] = []
         error = None
