@@ -29,6 +29,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,8 +166,11 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
     step, position, ckpt_path = 0, 0, latest_checkpoint(ckpt_root)
     ckpt = load_checkpoint(ckpt_path) if ckpt_path else None
     if ckpt and ckpt.fingerprint != fingerprint:
-        logger.warning("ignoring %s: written for another recipe (fingerprint %s)", ckpt.path, ckpt.fingerprint)
+        logger.warning("discarding %s: written for another recipe (fingerprint %s)", ckpt.path, ckpt.fingerprint)
         ckpt = None
+        acc.wait_for_everyone()
+        if main:
+            shutil.rmtree(ckpt_root, ignore_errors=True)
     if ckpt:
         named = _trainable(model)
         with torch.no_grad():

@@ -1,10 +1,50 @@
-"""``llm2vec-lite convert``: placeholder until its owner fills it in."""
+"""``llm2vec-lite convert``: run a recipe, or show what running it would do.
+
+The recipe is a shipped name (``llm2vec-lite recipe ls``) or a YAML path; ``key=value`` overrides
+change it on the command line. Multi-GPU / multi-process runs go through ``accelerate launch``::
+
+    accelerate launch --num_processes 4 -m llm2vec_lite convert my.yaml
+"""
 
 from __future__ import annotations
 
 import argparse
 
+EPILOG = """examples:
+  llm2vec-lite convert smollm2-135m-cpu --dry-run
+  llm2vec-lite convert recipes/tiny.yaml stages.0.steps=10 lora.r=8
+  llm2vec-lite convert my.yaml --overwrite          # retrain stages trained with another recipe
+  accelerate launch --num_processes 2 -m llm2vec_lite convert my.yaml
+"""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("convert", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: (print("convert: not implemented yet"), 2)[1])
+    p = sub.add_parser(
+        "convert",
+        help="turn a decoder into an encoder by running a recipe's stages",
+        description="Run the stages of RECIPE (MNTP, SimCSE, supervised) and write the encoder to "
+        "OUTPUT_DIR/final. Finished stages are skipped; a killed stage resumes from its checkpoint.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("recipe", metavar="RECIPE", help="shipped recipe name or path to a recipe YAML")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. stages.0.steps=10")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (stages, steps, tokens, LoRA size) and exit")
+    p.add_argument(
+        "--overwrite", action="store_true", help="retrain stages whose folders hold another recipe's results"
+    )
+    p.set_defaults(func=run, _parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from llm2vec_lite.pipeline import convert
+    from llm2vec_lite.recipe import load_recipe
+
+    bad = [o for o in args.overrides if "=" not in o]
+    if bad:
+        args._parser.error(f"overrides must look like key.path=value, got {bad[0]!r} (e.g. stages.0.steps=10)")
+    recipe = load_recipe(args.recipe, args.overrides)
+    final = convert(recipe, dry_run=args.dry_run, overwrite=args.overwrite)
+    if not args.dry_run:
+        print(f"encoder written to {final}")
+    return 0

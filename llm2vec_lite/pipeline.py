@@ -1,0 +1,361 @@
+"""Run a recipe's stages in order and write the final encoder folder.
+
+For each stage: load the input model (the base model for the first stage, else the previous
+stage's folder, or the stage's ``init_from``) bidirectionally, let the stage prepare it, attach a
+fresh LoRA adapter (the recipe's ``lora`` block with the stage's overrides), train it on the one
+loop (:func:`llm2vec_lite.trainer.train`), merge the adapter into the weights and save the merged
+model and tokenizer as ``output_dir/NN-<kind>/`` with a ``stage.json`` (fingerprint, metrics summary,
+wall time). ``output_dir/final/`` is then an :class:`~llm2vec_lite.encoder.Encoder` folder whose
+model card holds the recipe and its fingerprint.
+
+Re-running is safe:
+
+- A stage folder whose ``stage.json`` carries the stage's fingerprint
+  (:meth:`Recipe.stage_fingerprint`) is finished and skipped. One with another fingerprint is a
+  different experiment: :func:`convert` refuses to touch it unless ``overwrite=True``.
+- Stage folders are written under a temporary name and moved in place (``stage.json`` last), so a
+  killed run never leaves a folder that looks finished.
+- A stage killed mid-way resumes from its last checkpoint in ``output_dir/.work/NN-<kind>/``.
+- Every stage's data is read and checked before the first model loads.
+
+Usage::
+
+    from llm2vec_lite.recipe import load_recipe
+    from llm2vec_lite.pipeline import convert
+    final = convert(load_recipe("recipes/tiny.yaml"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm2vec_lite.checkpoint import atomic_dir, write_json
+from llm2vec_lite.errors import RecipeError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["StagePlan", "convert", "format_plan", "plan"]
+
+STAGE_FILE = "stage.json"
+
+
+@dataclass
+class StagePlan:
+    """What :func:`convert` will do with one stage.
+
+    Attributes:
+        index: 0-based stage index.
+        kind: ``mntp``, ``simcse`` or ``supervised``.
+        folder: the stage's output folder.
+        fingerprint: :meth:`Recipe.stage_fingerprint` of the stage.
+        action: ``run``, ``skip`` (finished with this fingerprint) or ``conflict`` (the folder
+            holds something else; needs ``overwrite``).
+        reason: why, in words.
+        source: the folder or model id the stage starts from.
+        steps, batch_size, accumulation, max_length: training size.
+        lora_params: trainable LoRA parameters (``None`` when they could not be counted).
+    """
+
+    index: int
+    kind: str
+    folder: Path
+    fingerprint: str
+    action: str
+    reason: str
+    source: str
+    steps: int
+    batch_size: int
+    accumulation: int
+    max_length: int
+    lora_params: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def tokens_bound(self) -> int:
+        """At most this many tokens are seen (steps * batch * accumulation * max_length)."""
+        return self.steps * self.batch_size * self.accumulation * self.max_length
+
+
+def _read_stage_json(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / STAGE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _source_for(recipe, index: int) -> str:
+    stage = recipe.stages[index]
+    if stage.init_from:
+        return str(stage.init_from)
+    if index == 0:
+        return str(recipe.base_model)
+    return str(recipe.stage_dir(index - 1))
+
+
+def plan(recipe, *, count_lora: bool = False) -> list[StagePlan]:
+    """Decide, for every stage, whether it runs, is skipped or conflicts with an existing folder.
+
+    A stage after one that runs must run too (its input changes), which the stage fingerprints
+    (they cover all earlier stages) already guarantee.
+    """
+    plans = []
+    for i, stage in enumerate(recipe.stages):
+        folder = Path(recipe.stage_dir(i))
+        fp = recipe.stage_fingerprint(i)
+        info = _read_stage_json(folder)
+        if not folder.exists():
+            action, reason = "run", "not trained yet"
+        elif info is None:
+            action, reason = "conflict", f"{folder} exists but has no readable {STAGE_FILE}"
+        elif info.get("fingerprint") == fp:
+            action, reason = "skip", f"finished (fingerprint {fp})"
+        else:
+            action, reason = (
+                "conflict",
+                f"{folder} was trained with another recipe (fingerprint {info.get('fingerprint')}, now {fp})",
+            )
+        p = StagePlan(
+            index=i, kind=stage.kind, folder=folder, fingerprint=fp, action=action, reason=reason,
+            source=_source_for(recipe, i), steps=stage.steps, batch_size=stage.batch_size,
+            accumulation=stage.gradient_accumulation_steps, max_length=recipe.max_length_for(i),
+        )
+        if count_lora:
+            try:
+                p.lora_params = count_lora_parameters(recipe, i)
+            except Exception as e:  # the plan is still useful without the count
+                p.notes.append(f"LoRA parameters not counted: {type(e).__name__}: {e}")
+        plans.append(p)
+    return plans
+
+
+def count_lora_parameters(recipe, index: int) -> int:
+    """Trainable LoRA parameters of stage ``index``, from the base model's config alone.
+
+    The model is built on the meta device (no weights are read or allocated); every stage has the
+    base model's architecture, so its config stands in for stages whose input does not exist yet.
+    """
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
+
+    from llm2vec_lite.modeling import resolve_gguf, resolve_model_path
+
+    path, gguf_file = resolve_gguf(resolve_model_path(recipe.base_model), recipe.gguf_file)
+    kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    config = AutoConfig.from_pretrained(path, **kwargs)
+    cls = AutoModelForCausalLM if recipe.stages[index].kind == "mntp" else AutoModel
+    with torch.device("meta"):
+        model = cls.from_config(config)
+    peft_model = get_peft_model(model, _lora_config(recipe, index))
+    return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
+
+
+def _lora_config(recipe, index: int):
+    from peft import LoraConfig
+
+    lora = recipe.lora_for(index)
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,  # "all-linear": every linear layer except the LM head
+        bias="none",
+    )
+
+
+def format_plan(recipe, plans: list[StagePlan]) -> str:
+    """The dry-run report: one block per stage, then the final folder."""
+    lines = [f"recipe {recipe.name} (fingerprint {recipe.fingerprint})", f"base model: {recipe.base_model}"]
+    for p in plans:
+        lora = f"{p.lora_params:,}" if p.lora_params is not None else "?"
+        verb = {"run": "RUN ", "skip": "SKIP", "conflict": "CONFLICT"}[p.action]
+        lines += [
+            f"[{verb}] stage {p.index + 1} {p.kind}: {p.reason}",
+            f"    from:   {p.source}",
+            f"    steps:  {p.steps} x batch {p.batch_size}"
+            + (f" x accumulation {p.accumulation}" if p.accumulation > 1 else "")
+            + f", max_length {p.max_length} -> at most {p.tokens_bound:,} tokens",
+            f"    LoRA:   {lora} trainable parameters (r={recipe.lora_for(p.index).r})",
+            f"    output: {p.folder}",
+            *[f"    note:   {n}" for n in p.notes],
+        ]
+    lines.append(f"final encoder: {recipe.final_dir} (pooling {recipe.pooling})")
+    if any(p.action == "conflict" for p in plans):
+        lines.append("conflicting folders would stop the run; pass --overwrite to retrain them")
+    return "\n".join(lines)
+
+
+def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerator=None) -> Path:
+    """Run ``recipe`` and return the final encoder folder.
+
+    Args:
+        recipe: a :class:`~llm2vec_lite.recipe.Recipe` (see :func:`~llm2vec_lite.recipe.load_recipe`).
+        dry_run: only print the plan (stages, steps, tokens, LoRA size, folders, skips).
+        overwrite: retrain stages whose folder holds a different fingerprint.
+        accelerator: an existing ``Accelerator``; by default one is made from ``recipe.autocast``.
+
+    Returns:
+        ``output_dir/final``.
+
+    Raises:
+        RecipeError: If a stage folder holds another recipe's results and ``overwrite`` is False.
+        DataError: If any stage's data is missing, empty or lacks columns (before any model loads).
+        TrainingError: If a stage's loss becomes NaN or inf.
+    """
+    from llm2vec_lite.stages import get_stage
+
+    plans = plan(recipe, count_lora=dry_run)
+    if dry_run:
+        print(format_plan(recipe, plans))
+        return Path(recipe.final_dir)
+    conflicts = [p for p in plans if p.action == "conflict"]
+    if conflicts and not overwrite:
+        raise RecipeError(
+            "refusing to overwrite finished work:\n"
+            + "\n".join(f"  stage {p.index + 1} {p.kind}: {p.reason}" for p in conflicts)
+            + "\nPass --overwrite to retrain, or set output_dir to a new folder."
+        )
+    stages = [get_stage(s.kind)(s, recipe, i) for i, s in enumerate(recipe.stages)]
+    for p, stage in zip(plans, stages, strict=True):  # all data problems before any model loads
+        if p.action != "skip":
+            stage.check_data()
+
+    from llm2vec_lite.trainer import make_accelerator
+
+    acc = accelerator or make_accelerator(recipe.autocast)
+    ran_any = False
+    for p, stage in zip(plans, stages, strict=True):
+        if p.action == "skip":
+            logger.info("stage %d %s: %s, skipping", p.index + 1, p.kind, p.reason)
+            continue
+        _run_stage(recipe, p, stage, acc)
+        ran_any = True
+
+    final = Path(recipe.final_dir)
+    if acc.is_main_process and (ran_any or not final.exists()):
+        _write_final(recipe, final)
+    acc.wait_for_everyone()
+    return final
+
+
+def _load_input(recipe, index: int, head: str):
+    from llm2vec_lite.modeling import load_model
+
+    stage = recipe.stages[index]
+    from_base = index == 0 and not stage.init_from
+    return load_model(
+        _source_for(recipe, index),
+        head=head,
+        dtype=recipe.dtype,
+        attn_implementation=recipe.attn_implementation,
+        gguf_file=recipe.gguf_file if from_base else None,
+        bidirectional=True,
+        window=recipe.window,
+    )
+
+
+def _run_stage(recipe, p: StagePlan, stage, acc) -> None:
+    """Load, adapt, train, merge and save one stage (atomically)."""
+    from accelerate.utils import set_seed
+    from peft import get_peft_model
+
+    from llm2vec_lite.patches import enable_bidirectional
+    from llm2vec_lite.trainer import LoopSettings, train
+
+    t0 = time.perf_counter()
+    work_dir = Path(recipe.output_dir) / ".work" / p.folder.name
+    if acc.is_main_process and p.folder.exists():  # a conflict the caller allowed us to overwrite
+        logger.warning("stage %d %s: overwriting %s", p.index + 1, p.kind, p.folder)
+    logger.info("stage %d %s: from %s", p.index + 1, p.kind, p.source)
+    seed = recipe.seed_for(p.index)
+    set_seed(seed)  # model setup and LoRA init are identical on every process and every run
+    model, tokenizer = _load_input(recipe, p.index, stage.head)
+    model = stage.setup(model, tokenizer)
+    model.config.use_cache = False
+    model = get_peft_model(model, _lora_config(recipe, p.index))
+    enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
+    settings = LoopSettings.from_stage(recipe.stages[p.index], seed)
+    result = train(stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint)
+    stage.cleanup(model)
+    merged = model.merge_and_unload()
+    merged.config.use_cache = True
+    if acc.is_main_process:
+        with atomic_dir(p.folder) as tmp:
+            merged.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            for name in ("metrics.jsonl", "loss.png"):
+                if (work_dir / name).exists():
+                    shutil.copy2(work_dir / name, tmp / name)
+            write_json(
+                tmp / STAGE_FILE,  # written last: its presence means "finished"
+                {
+                    "kind": p.kind,
+                    "index": p.index,
+                    "fingerprint": p.fingerprint,
+                    "recipe": recipe.name,
+                    "recipe_fingerprint": recipe.fingerprint,
+                    "source": p.source,
+                    "metrics": result.as_dict(),
+                    "wall_time_s": time.perf_counter() - t0,
+                },
+            )
+        shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints are no longer needed
+        with contextlib.suppress(OSError):
+            work_dir.parent.rmdir()  # .work, when empty
+    acc.wait_for_everyone()
+    logger.info(
+        "stage %d %s: done in %.1fs, loss %.4f -> %.4f", p.index + 1, p.kind,
+        time.perf_counter() - t0, result.first_loss, result.final_loss,
+    )
+
+
+def _final_settings(recipe) -> dict[str, Any]:
+    """Instructions of the last supervised stage (if any), pooling and max_length of the recipe."""
+    supervised = [s for s in recipe.stages if s.kind == "supervised"]
+    last = supervised[-1] if supervised else None
+    return {
+        "pooling": recipe.pooling,
+        "max_length": recipe.max_length,
+        "query_instruction": getattr(last, "query_instruction", None),
+        "document_instruction": getattr(last, "document_instruction", None),
+    }
+
+
+def _model_card(recipe) -> str:
+    stages = ", ".join(f"{i + 1:02d}-{s.kind}" for i, s in enumerate(recipe.stages))
+    return (
+        f"# {recipe.name}\n\n"
+        f"{recipe.description or 'A text encoder converted with llm2vec-lite.'}\n\n"
+        f"- base model: `{recipe.base_model}`\n"
+        f"- stages: {stages}\n"
+        f"- pooling: {recipe.pooling}, max_length: {recipe.max_length}\n"
+        f"- recipe fingerprint: `{recipe.fingerprint}`\n\n"
+        "Method: LLM2Vec (BehnamGhader et al. 2024, arXiv:2404.05961): bidirectional attention, "
+        "masked next-token prediction, SimCSE and supervised contrastive learning with LoRA.\n\n"
+        "## Usage\n\n```python\nfrom llm2vec_lite import Encoder\n"
+        "enc = Encoder.from_pretrained('path/to/this/folder')\nvectors = enc.encode(['a sentence'])\n```\n\n"
+        "## Recipe\n\n```yaml\n" + recipe.to_yaml() + "```\n"
+    )
+
+
+def _write_final(recipe, final: Path) -> None:
+    """Turn the last stage folder into an Encoder folder (atomically)."""
+    from llm2vec_lite.encoder import Encoder
+    from llm2vec_lite.modeling import load_model
+
+    last = Path(recipe.stage_dir(len(recipe.stages) - 1))
+    model, tokenizer = load_model(
+        str(last), head="base", dtype=recipe.dtype, attn_implementation=recipe.attn_implementation,
+        bidirectional=True, window=recipe.window,
+    )
+    encoder = Encoder(model, tokenizer, bidirectional=True, **_final_settings(recipe))
+    with atomic_dir(final) as tmp:
+        encoder.save_pretrained(tmp, model_card=_model_card(recipe))
+    logger.info("final encoder: %s", final)

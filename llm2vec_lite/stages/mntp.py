@@ -1,0 +1,91 @@
+"""Masked next-token prediction (MNTP), LLM2Vec step 2: teach a now-bidirectional decoder to use
+the tokens after a position.
+
+Texts are joined (with EOS) and cut into blocks of ``max_length`` tokens. A fraction
+``mask_probability`` of the tokens (never the first of a block) is replaced by a mask token, and the
+ORIGINAL token at masked position ``i`` is predicted from the output at position ``i - 1``, with the
+model's own causal-LM head:
+
+    loss = -1/|M| * sum_{i in M} log p(x_i | h_{i-1}),   M = masked positions
+
+The shift is the one the causal-LM loss already applies (``labels[i]`` is scored against
+``logits[i - 1]``), so the labels are the original ids at masked positions and -100 elsewhere.
+
+Mask token (``mask_token``): ``blank`` = the ``_`` token (what LLM2Vec uses for Llama), ``eos``, or
+``mask`` = a new ``<mask>`` special token (embeddings are resized; the new row starts at the mean
+embedding, the transformers default).
+
+Inputs: one text column. Requirements: a model with a causal-LM head (``head = "causal_lm"``).
+
+References:
+    BehnamGhader et al. 2024, "LLM2Vec: Large Language Models Are Secretly Powerful Text Encoders",
+    arXiv:2404.05961, section 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from llm2vec_lite.stages import register_stage
+from llm2vec_lite.stages.base import BatchSampler, StageBatch, local_slice
+
+
+class MNTPStage:
+    """Masked next-token prediction on packed text blocks (see module docstring)."""
+
+    kind = "mntp"
+    head = "causal_lm"
+
+    def __init__(self, cfg, recipe, index: int):
+        self.cfg = cfg
+        self.max_length = recipe.max_length_for(index)
+        self.seed = recipe.seed_for(index)
+        self.texts: list[str] | None = None
+
+    def check_data(self) -> None:
+        """Read the texts now so a bad file fails before any model loads. Raises DataError."""
+        from llm2vec_lite.data import read_texts
+
+        self.texts = read_texts(self.cfg.data)
+
+    def setup(self, model, tokenizer):
+        """Pick the mask token (resizing embeddings for a new one), pack the texts into blocks."""
+        from llm2vec_lite.data import MNTPCollator, mask_token_id, pack_texts
+
+        if self.texts is None:
+            self.check_data()
+        self.mask_id = mask_token_id(tokenizer, self.cfg.mask_token)
+        if self.mask_id >= model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tokenizer))
+        self.blocks = pack_texts(tokenizer, self.texts, self.max_length)
+        self.sampler = BatchSampler(
+            len(self.blocks), self.cfg.batch_size, self.seed, what=f"blocks of {self.max_length} tokens"
+        )
+        self.collator = MNTPCollator(tokenizer, self.cfg.mask_probability, self.mask_id)
+        self.rows = local_slice(self.cfg.batch_size)
+        return model
+
+    def batches(self, start: int) -> Iterator[StageBatch]:
+        """Masked blocks from micro-batch ``start`` on; the masking of batch m depends on (seed, m) only."""
+        m = start
+        while True:
+            blocks = [self.blocks[i] for i in self.sampler.batch(m)]
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + m + 7)
+            full = self.collator(blocks, gen)  # the global batch, so masks do not depend on #processes
+            local = {k: v[self.rows] for k, v in full.items()}  # (local_batch, max_length) each
+            yield StageBatch(local, local["input_ids"].shape[0], int(local["attention_mask"].sum()))
+            m += 1
+
+    def loss(self, model, batch: StageBatch) -> torch.Tensor:
+        """Cross-entropy of the original token at masked positions, predicted one position earlier."""
+        device = next(model.parameters()).device
+        inputs = {k: v.to(device) for k, v in batch.data.items()}
+        return model(**inputs, use_cache=False).loss
+
+    def cleanup(self, model) -> None:
+        """Nothing to undo."""
+
+
+register_stage("mntp", MNTPStage)

@@ -1,0 +1,122 @@
+"""Unsupervised SimCSE: two dropout views of a text are positives, the batch gives negatives.
+
+Each text of the batch goes through the model twice (in one forward, as two rows) with independent
+dropout; the first views are queries, the second views the candidates:
+
+    loss_i = -log( exp(s(h_i, h_i+)/tau) / sum_j exp(s(h_i, h_j+)/tau) ),   s = cosine similarity
+
+Under ``accelerate launch`` the candidates of all processes are gathered (with gradients), so the
+negatives are the whole global batch.
+
+Dropout: following LLM2Vec, ``dropout`` is written to the model's ``attention_dropout`` (config and
+attention modules) and to any ``nn.Dropout`` the architecture already has. Llama-type models have no
+hidden-state dropout, so the noise comes from attention dropout plus the LoRA dropout of the
+recipe's ``lora`` block. :meth:`SimCSEStage.cleanup` restores the original values before the model
+is saved, so later stages and the final encoder do not inherit training dropout.
+
+Inputs: one text column. Embeddings use the recipe's pooling, through the same
+``tokenize`` + ``pooling.embed`` path as the encoder.
+
+References:
+    Gao et al. 2021, "SimCSE: Simple Contrastive Learning of Sentence Embeddings", arXiv:2104.08821.
+    BehnamGhader et al. 2024, "LLM2Vec", arXiv:2404.05961, section 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from llm2vec_lite.losses import gather_with_grad, info_nce, process_rank
+from llm2vec_lite.pooling import embed, needs_eos
+from llm2vec_lite.stages import register_stage
+from llm2vec_lite.stages.base import BatchSampler, StageBatch, concat_batches, local_slice
+from llm2vec_lite.tokenization import _pad_id, tokenize
+
+
+def set_dropout(model, p: float) -> list[tuple[object, str, float]]:
+    """Set attention dropout (config and modules) and every ``nn.Dropout`` to ``p``.
+
+    Returns:
+        ``(object, attribute, old value)`` triples for :func:`restore_dropout`.
+    """
+    saved: list[tuple[object, str, float]] = []
+    configs = {id(m.config): m.config for m in model.modules() if hasattr(m, "config")}
+    for cfg in configs.values():
+        if isinstance(getattr(cfg, "attention_dropout", None), float | int):
+            saved.append((cfg, "attention_dropout", cfg.attention_dropout))
+            cfg.attention_dropout = p
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            saved.append((m, "p", m.p))
+            m.p = p
+        elif isinstance(getattr(m, "attention_dropout", None), float | int):
+            saved.append((m, "attention_dropout", m.attention_dropout))
+            m.attention_dropout = p
+    return saved
+
+
+def restore_dropout(saved: list[tuple[object, str, float]]) -> None:
+    """Undo :func:`set_dropout`."""
+    for obj, attr, value in reversed(saved):
+        setattr(obj, attr, value)
+
+
+class SimCSEStage:
+    """Unsupervised SimCSE over the texts of one column (see module docstring)."""
+
+    kind = "simcse"
+    head = "base"
+
+    def __init__(self, cfg, recipe, index: int):
+        self.cfg = cfg
+        self.max_length = recipe.max_length_for(index)
+        self.seed = recipe.seed_for(index)
+        self.pooling = recipe.pooling
+        self.texts: list[str] | None = None
+        self._saved: list = []
+
+    def check_data(self) -> None:
+        """Read the texts now so a bad file fails before any model loads. Raises DataError."""
+        from llm2vec_lite.data import read_texts
+
+        self.texts = read_texts(self.cfg.data)
+
+    def setup(self, model, tokenizer):
+        """Turn on training dropout and build the sampler."""
+        if self.texts is None:
+            self.check_data()
+        self.tokenizer = tokenizer
+        self._saved = set_dropout(model, self.cfg.dropout)
+        self.sampler = BatchSampler(len(self.texts), self.cfg.batch_size, self.seed, what="texts")
+        self.rows = local_slice(self.cfg.batch_size)
+        return model
+
+    def batches(self, start: int) -> Iterator[StageBatch]:
+        """Tokenized texts of this process's slice of global batch ``start``, ``start + 1``, ..."""
+        m = start
+        while True:
+            texts = [self.texts[i] for i in self.sampler.batch(m)][self.rows]
+            tb = tokenize(self.tokenizer, texts, max_length=self.max_length, add_eos=needs_eos(self.pooling))
+            yield StageBatch(tb, 2 * len(texts), 2 * int(tb.attention_mask.sum()))
+            m += 1
+
+    def loss(self, model, batch: StageBatch) -> torch.Tensor:
+        """InfoNCE between the two dropout views of each text."""
+        tb = batch.data.to(next(model.parameters()).device)
+        n = tb.input_ids.shape[0]
+        both = concat_batches([tb, tb], _pad_id(self.tokenizer))  # (2n, seq): two dropout views
+        emb = embed(model, both, self.pooling)  # (2n, dim)
+        candidates = gather_with_grad(emb[n:])  # (world * n, dim)
+        rank, _ = process_rank()
+        positive = torch.arange(n, device=emb.device) + rank * n
+        return info_nce(emb[:n], candidates, self.cfg.temperature, positive)
+
+    def cleanup(self, model) -> None:
+        """Restore the model's own dropout settings."""
+        restore_dropout(self._saved)
+        self._saved = []
+
+
+register_stage("simcse", SimCSEStage)
