@@ -1,0 +1,97 @@
+"""A saved encoder folder loads in sentence-transformers with stock modules and gives the same vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("sentence_transformers")
+
+from llm2vec_lite import Encoder  # noqa: E402
+from llm2vec_lite.pooling import POOLING_MODES  # noqa: E402
+
+TEXTS = ["the cat sat on the mat", "a dog", "hello world, the park is big and the dog ran", "cat"]
+
+
+def _tiny(bos: bool = False):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import AutoModel, LlamaConfig, PreTrainedTokenizerFast
+
+    from llm2vec_lite.patches import enable_bidirectional
+
+    corpus = ["the cat sat on the mat", "a dog ran in the park", "Query: what is this", "hello world"] * 4
+    tk = Tokenizer(models.BPE(unk_token=None))
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tk.decoder = decoders.ByteLevel()
+    tk.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<pad>", "<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    ))
+    if bos:
+        tk.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 1)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    return enable_bidirectional(AutoModel.from_config(cfg).eval()), tok
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return _tiny()
+
+
+def _cos(a, b):
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.mark.parametrize("pooling", POOLING_MODES)
+def test_sentence_transformer_gives_same_vectors_without_instruction(parts, tmp_path, pooling):
+    from sentence_transformers import SentenceTransformer
+
+    enc = Encoder(*parts, pooling=pooling, autocast=False)
+    folder = enc.save_pretrained(tmp_path / "enc")
+    st = SentenceTransformer(str(folder), device="cpu")
+    ours = enc.encode(TEXTS)
+    theirs = st.encode(TEXTS, batch_size=2)
+    assert _cos(ours, theirs).min() >= 0.9999
+    # and the order of rows is the caller's on both sides
+    assert np.argmax(ours @ theirs.T, axis=1).tolist() == list(range(len(TEXTS)))
+
+
+def test_sentence_transformer_query_prompt_matches_query_instruction(parts, tmp_path):
+    from llm2vec_lite.integrations.sentence_transformers import to_sentence_transformer
+
+    enc = Encoder(*parts, query_instruction="Query:\n", autocast=False)
+    st = to_sentence_transformer(enc, tmp_path / "enc", device="cpu")
+    assert st.prompts["query"] == "Query:\n"
+    ours = enc.encode_queries(TEXTS)
+    theirs = st.encode(TEXTS, prompt_name="query")
+    assert _cos(ours, theirs).min() >= 0.9999
+    # the prompt is attended to but not pooled on both sides: differs from the plain vectors
+    assert _cos(ours, enc.encode(TEXTS)).min() < 0.99999
+
+
+def test_sentence_transformer_max_length_follows_the_encoder(parts, tmp_path):
+    from llm2vec_lite.integrations.sentence_transformers import to_sentence_transformer
+
+    enc = Encoder(*parts, max_length=5, autocast=False)
+    st = to_sentence_transformer(enc, tmp_path / "enc", device="cpu")
+    assert st.max_seq_length == 5
+    long = ["the cat sat on the mat and the dog ran in the park"]
+    assert _cos(enc.encode(long), st.encode(long)).min() >= 0.9999
+
+
+def test_bos_tokenizer_is_the_documented_difference(tmp_path):
+    """With a BOS-adding tokenizer and no instruction, ST pools the BOS and we do not (see module doc)."""
+    from sentence_transformers import SentenceTransformer
+
+    model, tok = _tiny(bos=True)
+    enc = Encoder(model, tok, autocast=False)
+    st = SentenceTransformer(str(enc.save_pretrained(tmp_path / "enc")), device="cpu")
+    ours, theirs = enc.encode(TEXTS), st.encode(TEXTS)
+    assert _cos(ours, theirs).min() < 0.9999
+    # last-token pooling reads the same EOS on both sides, BOS or not
+    enc_last = Encoder(model, tok, pooling="last_token", autocast=False)
+    st_last = SentenceTransformer(str(enc_last.save_pretrained(tmp_path / "last")), device="cpu")
+    assert _cos(enc_last.encode(TEXTS), st_last.encode(TEXTS)).min() >= 0.9999
