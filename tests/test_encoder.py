@@ -34,9 +34,8 @@ def _tiny_tokenizer(bos: bool = False):
 
 
 def _tiny_model(vocab: int = 300, seed: int = 0):
-    from transformers import AutoModel, LlamaConfig
-
     from llm2vec_lite.patches import enable_bidirectional
+    from transformers import AutoModel, LlamaConfig
 
     torch.manual_seed(seed)
     cfg = LlamaConfig(

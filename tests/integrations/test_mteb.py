@@ -22,10 +22,9 @@ PAIRS = [
 
 
 def _tiny():
+    from llm2vec_lite.patches import enable_bidirectional
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import AutoModel, LlamaConfig, PreTrainedTokenizerFast
-
-    from llm2vec_lite.patches import enable_bidirectional
 
     corpus = [s for a, b, _ in PAIRS for s in (a, b)] * 3
     tk = Tokenizer(models.BPE(unk_token=None))

@@ -15,10 +15,9 @@ TEXTS = ["the cat sat on the mat", "a dog", "hello world, the park is big and th
 
 
 def _tiny(bos: bool = False):
+    from llm2vec_lite.patches import enable_bidirectional
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import AutoModel, LlamaConfig, PreTrainedTokenizerFast
-
-    from llm2vec_lite.patches import enable_bidirectional
 
     corpus = ["the cat sat on the mat", "a dog ran in the park", "Query: what is this", "hello world"] * 4
     tk = Tokenizer(models.BPE(unk_token=None))
