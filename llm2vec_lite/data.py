@@ -150,7 +150,8 @@ def _read_hub(source: DataSource) -> tuple[list[str], list[dict[str, Any]]]:
     import datasets
 
     try:
-        ds = datasets.load_dataset(source.hub, source.name, split=source.split)
+        kwargs = {"data_files": source.data_files} if source.data_files is not None else {}
+        ds = datasets.load_dataset(source.hub, source.name, split=source.split, **kwargs)
     except Exception as e:  # network, missing config, missing split: all end training before it starts
         raise DataError(
             f"{source.origin}: cannot load hub dataset {source.describe()}: {type(e).__name__}: {e}. "
@@ -430,6 +431,15 @@ class MNTPCollator:
             {int(i) for i in getattr(tokenizer, "all_special_ids", []) if i is not None}
         )
         self.vocab_size = len(tokenizer)
+
+    @classmethod
+    def for_stage(cls, tokenizer, stage, mask_id: int) -> MNTPCollator:
+        """The collator an :class:`~llm2vec_lite.recipe.MNTPStage` asks for (probability, replacement)."""
+        if getattr(stage, "mask_replacement", "bert") == "all":
+            return cls(
+                tokenizer, stage.mask_probability, mask_id, replace_with_mask=1.0, replace_with_random=0.0
+            )
+        return cls(tokenizer, stage.mask_probability, mask_id)
 
     def __call__(self, blocks: Sequence[Sequence[int]], generator: torch.Generator | None = None) -> dict:
         if not blocks:

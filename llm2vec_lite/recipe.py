@@ -146,6 +146,9 @@ class DataSource(_Strict):
         None, description="hub dataset id, read with datasets.load_dataset(hub, name, split=split)"
     )
     name: str | None = Field(None, description="hub dataset config name")
+    data_files: str | list[str] | None = Field(
+        None, description="files inside the hub dataset repo to read (datasets' data_files), e.g. a .csv"
+    )
     split: str = Field("train", description="hub dataset split")
     format: DataFormat | None = Field(
         None, description="file format of a local path; inferred from the suffix when not set"
@@ -169,6 +172,8 @@ class DataSource(_Strict):
                 f"cannot infer the format of {self.path!r} from its suffix; set format to one of "
                 f"{', '.join(typing.get_args(DataFormat))}"
             )
+        if self.data_files is not None and self.hub is None:
+            raise ValueError("data_files only applies to hub sources; give the file as 'path' instead")
         if self.columns is not None and not self.columns:
             raise ValueError("columns must name at least one column (or be left out)")
         return self
@@ -242,8 +247,9 @@ class StageBase(_Strict):
     lora: LoraOverride | None = Field(None, description="changes to the recipe's lora block for this stage")
     init_from: str | None = Field(
         None,
-        description="start from this model folder instead of the previous stage's output (or the "
-        "base model); relative paths resolve against the recipe's folder",
+        description="start from this model folder instead of the previous stage's output (or the base "
+        "model); relative paths resolve against the recipe's folder; 'stages[K]' = the output of an "
+        "earlier stage K (e.g. supervised on top of MNTP, skipping SimCSE)",
     )
     checkpoint_every: int = Field(50, ge=1, description="save a resumable checkpoint every N steps")
     log_every: int = Field(1, ge=1, description="log loss and learning rate every N steps")
@@ -279,6 +285,12 @@ class MNTPStage(StageBase):
         "blank",
         description="what replaces a masked token: 'blank' = the '_' token (as LLM2Vec), 'eos' = the "
         "EOS token, 'mask' = a new <mask> token (embeddings are resized)",
+    )
+
+    mask_replacement: Literal["bert", "all"] = Field(
+        "bert",
+        description="how chosen tokens are replaced: 'bert' = 80% mask token, 10% random, 10% kept "
+        "(LLM2Vec default collator); 'all' = always the mask token (LLM2Vec's Mistral run)",
     )
 
     @model_validator(mode="after")
@@ -393,6 +405,11 @@ class Recipe(_Strict):
     pooling: Literal["mean", "weighted_mean", "last_token", "first_token"] = Field(
         "mean", description="how token states become one vector"
     )
+    bidirectional: bool = Field(
+        True,
+        description="make attention bidirectional (LLM2Vec); false keeps the decoder causal, as E5-mistral "
+        "and the CFT paper do (use last_token pooling then)",
+    )
     window: Literal["full", "keep"] = Field(
         "full",
         description="attention span once bidirectional: full = every token sees every token, keep = "
@@ -407,6 +424,31 @@ class Recipe(_Strict):
     eval: EvalSettings | None = Field(None, description="evaluation after conversion")
 
     _source_path: Path | None = PrivateAttr(None)
+    # stage index -> earlier stage index, for stages declared with init_from: stages[K]
+    _stage_refs: dict[int, int] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_stage_refs(self) -> Recipe:
+        for i, stage in enumerate(self.stages):
+            ref = _stage_ref(stage.init_from)
+            if ref is not None and not 0 <= ref < i:
+                raise ValueError(
+                    f"stages[{i}].init_from = {stage.init_from!r}: must name an earlier stage "
+                    f"(stages[0] .. stages[{i - 1}])"
+                    if i > 0
+                    else f"stages[0].init_from = {stage.init_from!r}: the first stage has no earlier stage"
+                )
+            if ref is not None:
+                self._stage_refs[i] = ref
+        return self
+
+    def parent_stage(self, index: int) -> int | None:
+        """The stage whose output stage ``index`` starts from (None: the base model or a folder)."""
+        if index in self._stage_refs:
+            return self._stage_refs[index]
+        if self.stages[index].init_from:
+            return None
+        return index - 1 if index > 0 else None
 
     # -- paths ------------------------------------------------------------------------------
 
@@ -454,10 +496,12 @@ class Recipe(_Strict):
     def _hashable(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude=_RECIPE_UNHASHED)
         data["base_model"] = self._portable(data["base_model"], local_only=True)
-        for stage in data["stages"]:
+        for i, stage in enumerate(data["stages"]):
             for key in _STAGE_UNHASHED:
                 stage.pop(key, None)
-            if stage.get("init_from"):
+            if i in self._stage_refs:
+                stage["init_from"] = f"stages[{self._stage_refs[i]}]"
+            elif stage.get("init_from"):
                 stage["init_from"] = self._portable(stage["init_from"])
             sources = stage["data"] if isinstance(stage["data"], list) else [stage["data"]]
             for src in sources:
@@ -485,15 +529,19 @@ class Recipe(_Strict):
         return _digest(self._hashable())
 
     def stage_fingerprint(self, index: int) -> str:
-        """Fingerprint of the model after stage ``index``: the globals plus ``stages[: index + 1]``.
+        """Fingerprint of the model after stage ``index``: the globals plus the stages it builds on.
 
-        Changing a later stage leaves an earlier stage's fingerprint alone, so finished stages
-        can be reused.
+        That is ``stages[: index + 1]``, or fewer when ``init_from`` skips stages (``stages[K]``)
+        or starts from a folder. Changing a later stage leaves an earlier stage's fingerprint
+        alone, so finished stages can be reused.
         """
         if not 0 <= index < len(self.stages):
             raise IndexError(f"stage index {index} out of range: the recipe has {len(self.stages)} stages")
         data = self._hashable()
-        data["stages"] = data["stages"][: index + 1]
+        lineage = [index]
+        while (parent := self.parent_stage(lineage[-1])) is not None:
+            lineage.append(parent)
+        data["stages"] = [data["stages"][i] for i in reversed(lineage)]
         return _digest(data)
 
     # -- serialization --------------------------------------------------------------------------
@@ -505,6 +553,17 @@ class Recipe(_Strict):
     def to_yaml(self) -> str:
         """YAML text that :func:`load_recipe` reads back into an equal recipe."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
+
+
+_STAGE_REF = re.compile(r"^\s*stages?\s*(?:\[\s*(\d+)\s*\]|\.(\d+))\s*$")
+
+
+def _stage_ref(value: str | None) -> int | None:
+    """K for ``init_from: stages[K]`` (or ``stages.K``), else None."""
+    if not value:
+        return None
+    m = _STAGE_REF.match(value)
+    return int(m.group(1) or m.group(2)) if m else None
 
 
 def _digest(data: Any) -> str:
@@ -669,8 +728,10 @@ def _resolve_paths(recipe: Recipe, base: Path, output_base: Path) -> None:
     recipe.output_dir = _resolve(recipe.output_dir, output_base)
     if recipe.eval is not None and recipe.eval.data_dir:
         recipe.eval.data_dir = _resolve(recipe.eval.data_dir, base)
-    for stage in recipe.stages:
-        if stage.init_from:
+    for i, stage in enumerate(recipe.stages):
+        if i in recipe._stage_refs:
+            stage.init_from = str(recipe.stage_dir(recipe._stage_refs[i]))  # made by this run
+        elif stage.init_from:
             stage.init_from = _resolve(stage.init_from, base)
         for src in stage.sources():
             if src.path is not None:
@@ -701,7 +762,8 @@ def _missing_paths(raw: dict[str, Any], base: Path) -> list[str]:
         if not isinstance(stage, dict):
             continue
         init_from = stage.get("init_from")
-        if isinstance(init_from, str) and not Path(_resolve(init_from, base)).exists():
+        ref = isinstance(init_from, str) and _stage_ref(init_from) is not None
+        if isinstance(init_from, str) and not ref and not Path(_resolve(init_from, base)).exists():
             problems.append(
                 f"stages[{i}].init_from = {init_from!r}: folder not found "
                 f"(resolved to {_resolve(init_from, base)}); {hint}"
@@ -1014,6 +1076,8 @@ def _describe_error(err: dict[str, Any], path: list[Any], value: Any, raw: dict[
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
             msg = msg[len(prefix) :]
+    if not path:
+        return msg  # a whole-recipe check; its message names the fields itself
     if kind == "value_error" and isinstance(value, dict):
         shown = ""  # the message already says what is wrong with the mapping
     return f"{where}{shown}: {msg}"
