@@ -118,3 +118,16 @@ def make_tiny_project(root: Path, recipe_text: str = TINY_RECIPE) -> Path:
     path = root / "recipe.yaml"
     path.write_text(recipe_text, encoding="utf-8")
     return path
+
+
+def load_tiny(recipe, head: str = "base", *, lora_dropout: float = 0.0):
+    """The recipe's tiny Llama, bidirectional, with a fresh LoRA (seeded)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from llm2vec_lite.modeling import load_model
+
+    torch.manual_seed(0)
+    model, tok = load_model(recipe.base_model, head=head)
+    lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, target_modules="all-linear")
+    return get_peft_model(model, lora), tok

@@ -1,0 +1,68 @@
+"""The shared stage machinery: deterministic resumable sampler, batch slicing, registry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llm2vec_lite.errors import DataError, RecipeError
+from llm2vec_lite.stages import get_stage, register_stage, registered_stages
+from llm2vec_lite.stages.base import BatchSampler, concat_batches, local_slice, slice_batch
+from llm2vec_lite.tokenization import TokenizedBatch
+
+
+def test_sampler_is_a_pure_function_of_seed_and_index():
+    a, b = BatchSampler(50, 8, seed=3), BatchSampler(50, 8, seed=3)
+    first = [a.batch(i) for i in range(20)]
+    assert [b.batch(i) for i in reversed(range(20))] == list(reversed(first))
+    assert BatchSampler(50, 8, seed=4).batch(0) != first[0]
+
+
+def test_sampler_epoch_covers_rows_without_repeats_inside_a_batch():
+    s = BatchSampler(20, 6, seed=0)  # 3 batches an epoch, 2 rows dropped
+    epoch = [i for k in range(3) for i in s.batch(k)]
+    assert len(set(epoch)) == 18 and all(0 <= i < 20 for i in epoch)
+    assert all(len(set(s.batch(k))) == 6 for k in range(12))
+    assert s.batch(3) != s.batch(0)  # next epoch reshuffles
+
+
+def test_sampler_refuses_fewer_rows_than_batch_size():
+    with pytest.raises(DataError, match="3 texts but batch_size is 4"):
+        BatchSampler(3, 4, seed=0, what="texts")
+
+
+def test_local_slice_is_whole_batch_in_one_process():
+    assert local_slice(6) == slice(0, 6)
+
+
+def test_local_slice_refuses_batch_not_divisible_by_processes(monkeypatch):
+    import llm2vec_lite.losses as losses
+
+    monkeypatch.setattr(losses, "_world", lambda: (1, 4))
+    assert local_slice(8) == slice(2, 4)
+    with pytest.raises(RecipeError, match="not a multiple of the 4 processes"):
+        local_slice(6)
+
+
+def _tb(rows: list[list[int]]) -> TokenizedBatch:
+    width = max(map(len, rows))
+    ids = torch.tensor([r + [0] * (width - len(r)) for r in rows])
+    attn = torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])
+    return TokenizedBatch(ids, attn, attn.clone(), 0)
+
+
+def test_concat_then_slice_gives_back_each_part_trimmed():
+    a, b = _tb([[5, 6], [7]]), _tb([[1, 2, 3, 4]])
+    both = concat_batches([a, b], pad_id=0)
+    assert both.input_ids.shape == (3, 4)
+    back = slice_batch(both, slice(0, 2))
+    torch.testing.assert_close(back.input_ids, a.input_ids)
+    torch.testing.assert_close(back.attention_mask, a.attention_mask)
+
+
+def test_registry_knows_the_three_stages_and_refuses_duplicates():
+    assert registered_stages() == ["mntp", "simcse", "supervised"]
+    with pytest.raises(ValueError, match="already registered"):
+        register_stage("mntp", get_stage("mntp"))
+    with pytest.raises(RecipeError, match="Unknown stage kind 'dpo'"):
+        get_stage("dpo")

@@ -1,0 +1,93 @@
+"""Supervised InfoNCE: hard negatives and instructions, and GradCache matching the plain gradients."""
+
+from __future__ import annotations
+
+import torch
+from tiny_project import load_tiny
+
+from llm2vec_lite.losses import info_nce
+from llm2vec_lite.pooling import embed
+from llm2vec_lite.stages.simcse import set_dropout
+from llm2vec_lite.stages.supervised import SupervisedStage
+from llm2vec_lite.tokenization import tokenize
+
+
+def _stage(recipe, **changes):
+    return SupervisedStage(recipe.stages[2].model_copy(update=changes), recipe, 2)
+
+
+def _grads(model) -> dict[str, torch.Tensor]:
+    out = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return out
+
+
+def test_loss_scores_queries_against_all_positives_and_hard_negatives(recipe):
+    model, tok = load_tiny(recipe)
+    stage = _stage(recipe, query_instruction="Query: ", document_instruction="Doc: ")
+    stage.setup(model, tok)
+    model.eval()
+    batch = next(stage.batches(0))
+    rows = [stage.rows_data[i] for i in stage.sampler.batch(0)]
+
+    def emb(texts, instruction):
+        return embed(model, tokenize(tok, texts, max_length=64, instruction=instruction), "mean")
+
+    q = emb([r[0] for r in rows], "Query: ")
+    pos, neg = emb([r[1] for r in rows], "Doc: "), emb([r[2] for r in rows], "Doc: ")
+    want = info_nce(q, torch.cat([pos, neg]), 0.05)
+    torch.testing.assert_close(stage.loss(model, batch), want, rtol=1e-4, atol=1e-5)
+    assert batch.sequences == 3 * len(rows)
+
+
+def test_pairs_without_hard_negatives_use_in_batch_negatives_only(recipe):
+    model, tok = load_tiny(recipe)
+    stage = _stage(recipe, hard_negatives=False)
+    stage.setup(model, tok)
+    batch = next(stage.batches(0))
+    assert batch.sequences == 2 * 4
+    assert torch.isfinite(stage.loss(model, batch))
+
+
+def test_gradcache_gives_the_plain_loss_and_parameter_gradients(recipe, accelerator):
+    model, tok = load_tiny(recipe)
+    plain, cached = _stage(recipe), _stage(recipe, gradcache_chunk_size=5)
+    plain.setup(model, tok)
+    cached.setup(model, tok)
+    assert plain.backward is None
+    model.train()  # dropout is 0 in the tiny model, so the two passes see the same function
+    batch = next(plain.batches(0))
+    loss = plain.loss(model, batch)
+    loss.backward()
+    want = _grads(model)
+    got_loss = cached.backward(model, batch, scale=1.0, accelerator=accelerator, sync=True)
+    got = _grads(model)
+    torch.testing.assert_close(got_loss, loss.detach(), rtol=1e-5, atol=1e-5)
+    assert want.keys() == got.keys() and len(want) > 0
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_gradcache_replays_each_chunks_dropout(recipe, accelerator):
+    """With dropout on, GradCache equals embedding the chunks one after another with gradients."""
+    model, tok = load_tiny(recipe, lora_dropout=0.3)
+    set_dropout(model, 0.3)
+    stage = _stage(recipe, gradcache_chunk_size=4)
+    stage.setup(model, tok)
+    model.train()
+    batch = next(stage.batches(0))
+
+    from llm2vec_lite.stages.base import slice_batch
+
+    torch.manual_seed(123)
+    parts = [embed(model, slice_batch(batch.data, slice(i, i + 4)), "mean") for i in range(0, 12, 4)]
+    ref_loss = stage.embedding_loss(torch.cat(parts))
+    ref_loss.backward()
+    want = _grads(model)
+
+    torch.manual_seed(123)
+    got_loss = stage.backward(model, batch, scale=1.0, accelerator=accelerator, sync=True)
+    got = _grads(model)
+    torch.testing.assert_close(got_loss, ref_loss.detach(), rtol=1e-5, atol=1e-5)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
