@@ -198,7 +198,8 @@ class DataSource(_Strict):
         if self.path is not None:
             return self.path
         name = f"/{self.name}" if self.name else ""
-        return f"hub:{self.hub}{name}:{self.split}"
+        files = f"[{self.data_files}]" if isinstance(self.data_files, str) else ""
+        return f"hub:{self.hub}{name}{files}:{self.split}"
 
 
 def _coerce_source(value: Any) -> Any:

@@ -90,8 +90,9 @@ def _check(args: argparse.Namespace) -> int:
     gguf = f" (gguf_file {recipe.gguf_file})" if recipe.gguf_file else ""
     print(f"  base_model   {recipe.base_model}{gguf}")
     print(
-        f"  settings     pooling {recipe.pooling}, max_length {recipe.max_length}, dtype {recipe.dtype}, "
-        f"autocast {recipe.autocast}, window {recipe.window}, seed {recipe.seed}"
+        f"  settings     {'bidirectional' if recipe.bidirectional else 'causal'} attention, pooling "
+        f"{recipe.pooling}, max_length {recipe.max_length}, dtype {recipe.dtype}, autocast {recipe.autocast}, "
+        f"window {recipe.window}, seed {recipe.seed}"
     )
     print(f"  lora         r {lora.r}, alpha {lora.alpha}, dropout {lora.dropout}, targets {targets}")
     print(f"  output_dir   {recipe.output_dir}")
@@ -99,8 +100,14 @@ def _check(args: argparse.Namespace) -> int:
     header = f"  {'#':<3}{'kind':<12}{'steps':>7}{'batch':>7}{'lr':>9}  {'fingerprint':<18}data"
     print(header)
     for i, stage in enumerate(recipe.stages):
-        data = ", ".join(src.describe() for src in stage.sources())
+        sources = stage.sources()
+        data = ", ".join(src.describe() for src in sources[:2])
+        if len(sources) > 2:
+            data += f" +{len(sources) - 2} more"
         extra = []
+        parent = recipe.parent_stage(i)
+        if stage.init_from:
+            extra.append(f"from stage {parent + 1}" if parent is not None else f"from {stage.init_from}")
         if stage.kind == "mntp":
             extra.append(f"mask {stage.mask_probability} ({stage.mask_token})")
         elif stage.kind == "simcse":
