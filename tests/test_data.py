@@ -294,3 +294,30 @@ def test_mntp_labels_fit_a_causal_lm_loss():
     manual = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
     assert torch.isfinite(out.loss)
     torch.testing.assert_close(out.loss, manual)
+
+
+def test_collator_for_stage_follows_mask_replacement():
+    from llm2vec_lite.recipe import MNTPStage
+
+    tok = _tokenizer()
+    stage = MNTPStage(kind="mntp", data={"hub": "x/y"}, steps=1, batch_size=1, learning_rate=1e-4,
+                      mask_probability=0.5, mask_replacement="all")  # fmt: skip
+    collator = MNTPCollator.for_stage(tok, stage, mask_token_id(tok, "blank"))
+    batch = collator(_blocks(8, [30]), torch.Generator().manual_seed(0))
+    chosen = batch["labels"] != -100
+    assert (batch["input_ids"][chosen] == collator.mask_token_id).all()
+
+
+def test_hub_data_files_are_passed_to_load_dataset(monkeypatch):
+    import datasets
+
+    seen = {}
+
+    def fake_load_dataset(path, name=None, split=None, **kwargs):
+        seen.update(kwargs, path=path)
+        return datasets.Dataset.from_dict({"sent0": ["a"], "sent1": ["b"], "hard_neg": ["c"]})
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    src = DataSource(hub="princeton-nlp/datasets-for-simcse", data_files="nli_for_simcse.csv")
+    assert read_rows(src, ["sent0", "sent1", "hard_neg"]) == [("a", "b", "c")]
+    assert seen == {"path": "princeton-nlp/datasets-for-simcse", "data_files": "nli_for_simcse.csv"}

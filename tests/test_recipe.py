@@ -394,3 +394,26 @@ def test_cli_ls_and_show(capsys):
     assert main(["recipe", "show", names[0]]) == 0
     assert "stages:" in capsys.readouterr().out
     assert main(["recipe", "show", "no-such-recipe"]) == 1
+
+
+def test_init_from_an_earlier_stage_resolves_to_its_folder_and_fingerprint_follows_lineage(project):
+    path = project / "recipe.yaml"
+    a = load_recipe(path, ["stages.2.init_from=stages[0]"])
+    assert a.stages[2].init_from == str(a.stage_dir(0))
+    assert [a.parent_stage(i) for i in range(3)] == [None, 0, 0]
+    b = load_recipe(path, ["stages.2.init_from=stages[0]", "stages.1.learning_rate=9e-4"])
+    assert a.stage_fingerprint(2) == b.stage_fingerprint(2)  # SimCSE is not in supervised's lineage
+    assert a.stage_fingerprint(1) != b.stage_fingerprint(1)
+    c = load_recipe(path, ["stages.2.init_from=stages[0]", "output_dir=./other"])
+    assert c.stage_fingerprint(2) == a.stage_fingerprint(2)
+    assert "must name an earlier stage" in _errors(path, ["stages.1.init_from=stages[1]"])
+
+
+def test_init_from_a_missing_folder_is_an_error(project):
+    message = _errors(project / "recipe.yaml", ["stages.1.init_from=./nowhere"])
+    assert re.search(r"stages\[1\]\.init_from = './nowhere': folder not found", message)
+
+
+def test_data_files_needs_a_hub_source(project):
+    message = _errors(project / "recipe.yaml", ["stages.0.data={path: ./text.txt, data_files: x.csv}"])
+    assert "data_files only applies to hub sources" in message
