@@ -1131,10 +1131,12 @@ def _default_text(field: Any) -> str:
 def _constraints(field: Any) -> str:
     out = []
     for meta in field.metadata:
-        for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="), ("min_length", "min items")):
+        for attr, sym in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
             v = getattr(meta, attr, None)
             if v is not None:
                 out.append(f"{sym} {v}")
+        if getattr(meta, "min_length", None):
+            out.append("non-empty")
     return ", ".join(out)
 
 
