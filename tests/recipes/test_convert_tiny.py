@@ -1,0 +1,69 @@
+"""CI smoke: the tiny-smoke recipe converts end to end through the CLI in under a minute."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tiny_project import make_tiny_project
+
+
+@pytest.fixture(scope="module")
+def recipe_path(tmp_path_factory) -> Path:
+    return make_tiny_project(tmp_path_factory.mktemp("cli"))
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "llm2vec_lite", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_dry_run_prints_the_plan_without_training(recipe_path):
+    root = recipe_path.parent
+    proc = _cli("convert", "recipe.yaml", "stages.1.steps=7", "--dry-run", cwd=root)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = proc.stdout
+    for kind in ("mntp", "simcse", "supervised"):
+        assert f"{kind}: not trained yet" in out
+    assert "7 x batch 4, max_length 64 -> at most 1,792 tokens" in out
+    assert "8,192 trainable parameters (r=8)" in out  # 2 layers x 7 linears x r(in+out), from config only
+    assert str(root / "out" / "02-simcse") in out
+    assert not (root / "out").exists()
+
+
+def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
+    from llm2vec_lite.encoder import Encoder
+
+    root = recipe_path.parent
+    start = time.perf_counter()
+    proc = _cli("convert", "recipe.yaml", cwd=root)
+    elapsed = time.perf_counter() - start
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert elapsed < 60, f"tiny conversion took {elapsed:.0f}s"
+    out = root / "out"
+    for i, kind in enumerate(("mntp", "simcse", "supervised")):
+        info = json.loads((out / f"{i + 1:02d}-{kind}" / "stage.json").read_text())
+        assert info["kind"] == kind and info["metrics"]["steps"] == 4
+        assert np.isfinite(info["metrics"]["final_loss"])
+        lines = (out / f"{i + 1:02d}-{kind}" / "metrics.jsonl").read_text().splitlines()
+        assert [json.loads(ln)["step"] for ln in lines] == [1, 2, 3, 4]
+    enc = Encoder.from_pretrained(out / "final")
+    assert enc.pooling == "mean" and enc.max_length == 64
+    vecs = enc.encode(["a cat sits on the mat.", "the dog runs past the river."])
+    assert vecs.shape == (2, 32) and np.isfinite(vecs).all()
+    assert "tiny-smoke" in (out / "final" / "README.md").read_text()
+
+    again = _cli("convert", "recipe.yaml", cwd=root)  # everything finished: nothing retrains
+    assert again.returncode == 0 and "skipping" in again.stderr
+
+
+def test_cli_reports_recipe_errors_with_exit_1(recipe_path):
+    proc = _cli("convert", "recipe.yaml", "stages.0.steps=-1", cwd=recipe_path.parent)
+    assert proc.returncode == 1
+    assert "steps" in proc.stderr
