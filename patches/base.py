@@ -69,6 +69,8 @@ class BidirectionalPatch:
             family's code treats ``None`` as "no window", else :data:`NO_WINDOW`).
         window_note: one line for docs and ``llm2vec-lite patches``: what ``full``/``keep`` mean.
         reload_note: what holds after ``save_pretrained`` + plain ``AutoModel.from_pretrained``.
+        reload_bidirectional: a plain reload (no llm2vec-lite code) is bidirectional.
+        reload_left_padding: a plain reload also gives left-padding-invariant outputs.
         tiny_kwargs: config kwargs of the tiny random model used in tests.
     """
 
@@ -77,6 +79,8 @@ class BidirectionalPatch:
     window_off: ClassVar[Any] = NO_WINDOW
     window_note: ClassVar[str] = "no sliding window"
     reload_note: ClassVar[str] = "bidirectional (config.is_causal=false)"
+    reload_bidirectional: ClassVar[bool] = True
+    reload_left_padding: ClassVar[bool] = True
     tiny_kwargs: ClassVar[dict[str, Any]] = TINY_LLAMA_LIKE
 
     def apply(self, model, *, window: str) -> None:

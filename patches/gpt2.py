@@ -15,6 +15,7 @@ from llm2vec_lite.patches.base import BidirectionalPatch, install_positions_from
 class GPT2Patch(BidirectionalPatch):
     model_type = "gpt2"
     reload_note = "bidirectional; left padding exact only after enable_bidirectional (position-id hook)"
+    reload_left_padding = False
     tiny_kwargs = {
         "vocab_size": 128,
         "n_embd": 32,

@@ -18,6 +18,8 @@ class GPTNeoPatch(BidirectionalPatch):
     model_type = "gpt_neo"
     window_note = "full: local layers see all; keep: local layers symmetric |i-j| < window_size"
     reload_note = "NOT bidirectional (causal buffer is rebuilt on load): call enable_bidirectional"
+    reload_bidirectional = False
+    reload_left_padding = False
     tiny_kwargs = {
         "vocab_size": 128,
         "hidden_size": 32,
