@@ -11,7 +11,6 @@ import json
 
 import pytest
 import torch
-
 from llm2vec_lite.patches import enable_bidirectional, get_patch, supported_architectures, verify
 
 ARCHS = supported_architectures()
