@@ -91,6 +91,7 @@ class TrainResult:
     wall_time_s: float
     sequences_per_s: float
     tokens_per_s: float
+    processes: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -111,6 +112,10 @@ def make_accelerator(autocast: str = "auto", **kwargs: Any):
         mixed = "bf16" if (not cuda or torch.cuda.is_bf16_supported()) else "no"
     else:
         mixed = {"bf16": "bf16", "fp16": "fp16", "none": "no"}[autocast]
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Launched as several processes on a CPU-only machine (`accelerate launch --multi_gpu` or
+        # torchrun): accelerate only sets up gloo / MULTI_CPU when told it runs on the CPU.
+        kwargs.setdefault("cpu", True)
     try:
         return Accelerator(mixed_precision=mixed, **kwargs)
     except ValueError:
@@ -270,6 +275,7 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
         wall_time_s=wall,
         sequences_per_s=seqs_total / wall if wall > 0 else 0.0,
         tokens_per_s=toks_total / wall if wall > 0 else 0.0,
+        processes=acc.num_processes,
     )
 
 
