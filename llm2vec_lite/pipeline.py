@@ -102,8 +102,8 @@ def _source_for(recipe, index: int) -> str:
 def plan(recipe, *, count_lora: bool = False) -> list[StagePlan]:
     """Decide, for every stage, whether it runs, is skipped or conflicts with an existing folder.
 
-    A stage after one that runs must run too (its input changes), which the stage fingerprints
-    (they cover all earlier stages) already guarantee.
+    A stage after one that runs must run too (its input changes): a change in the recipe already
+    changes its fingerprint, and a deleted earlier folder makes it rerun as well.
     """
     plans = []
     for i, stage in enumerate(recipe.stages):
@@ -121,6 +121,8 @@ def plan(recipe, *, count_lora: bool = False) -> list[StagePlan]:
                 "conflict",
                 f"{folder} was trained with another recipe (fingerprint {info.get('fingerprint')}, now {fp})",
             )
+        if action == "skip" and any(q.action != "skip" for q in plans):
+            action, reason = "run", "an earlier stage is retrained, so its input changes"
         p = StagePlan(
             index=i, kind=stage.kind, folder=folder, fingerprint=fp, action=action, reason=reason,
             source=_source_for(recipe, i), steps=stage.steps, batch_size=stage.batch_size,
