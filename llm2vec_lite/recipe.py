@@ -712,8 +712,13 @@ def _display_path(file: Path) -> str:
     return str(file) if rel.startswith("..") else rel
 
 
+_PACKAGE_PREFIX = "package:"  # a file inside an installed Python package (llm2vec_lite.paths)
+
+
 def _looks_local(value: str) -> bool:
     """True for a path a user clearly meant as local (./x, ../x, /x, ~/x, *.gguf)."""
+    if value.startswith(_PACKAGE_PREFIX):
+        return False
     return value.startswith((".", "/", "~")) or value.endswith(".gguf") or os.path.isabs(value)
 
 
@@ -751,7 +756,14 @@ def _missing_paths(raw: dict[str, Any], base: Path) -> list[str]:
     problems = []
     hint = "relative paths resolve against the recipe's folder"
     base_model = raw.get("base_model")
-    if isinstance(base_model, str) and _looks_local(base_model):
+    if isinstance(base_model, str) and base_model.startswith(_PACKAGE_PREFIX):
+        from llm2vec_lite.paths import resolve_model_path
+
+        try:
+            resolve_model_path(base_model)
+        except FileNotFoundError as e:
+            problems.append(f"base_model = {base_model!r}: {e}")
+    elif isinstance(base_model, str) and _looks_local(base_model):
         resolved = Path(_resolve(base_model, base))
         if not resolved.exists():
             problems.append(
