@@ -152,3 +152,12 @@ def test_patching_twice_changes_nothing(tiny_model):
         twice = model(input_ids=ids).last_hidden_state
     assert model.config.sliding_window == window
     torch.testing.assert_close(twice, once)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2", "minicpm", "gemma2"])
+def test_verify_is_dtype_aware_in_bfloat16(tiny_model, model_type):
+    model = tiny_model(model_type, _cpu_backends(model_type)[-1]).to(torch.bfloat16)
+    assert verify(model).first_token_change == 0.0  # causal stays exactly causal in bf16
+    report = verify(enable_bidirectional(model))
+    assert report.dtype == "bfloat16" and report.passed, str(report)
+    assert report.tolerance > 1e-2  # bf16 tolerance, not the float32 one
