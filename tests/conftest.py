@@ -35,7 +35,31 @@ def build_tiny_tokenizer(vocab_size: int = 128):
     from transformers import PreTrainedTokenizerFast
 
     vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
-    words = "the a of to and in is it that for on with as was by at be this from or an are not".split()
+    words = [
+        "the",
+        "a",
+        "of",
+        "to",
+        "and",
+        "in",
+        "is",
+        "it",
+        "that",
+        "for",
+        "on",
+        "with",
+        "as",
+        "was",
+        "by",
+        "at",
+        "be",
+        "this",
+        "from",
+        "or",
+        "an",
+        "are",
+        "not",
+    ]
     for i in range(4, vocab_size):
         vocab[words[i - 4] if i - 4 < len(words) else f"w{i}"] = i
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
