@@ -423,46 +423,57 @@ def score_pairs(encoder: SentenceEncoder, pairs: StsPairs, *, batch_size: int = 
     }
 
 
-def model_metadata(model_path: str | Path | None) -> dict[str, Any]:
-    """What a converted model folder says about how it was made, for the results JSON.
+def _read_json_dict(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        logger.warning("could not read %s: %s", path, e)
+        return {}
+    return data if isinstance(data, dict) else {}
 
-    Reads ``llm2vec_lite.json`` in the folder (written by the conversion pipeline) when present and
-    picks the recipe fingerprint and stage list from it. Missing or unreadable files give ``{}``:
-    evaluation of a base model or a GGUF file has nothing to record.
+
+def model_metadata(model_path: str | Path | None) -> dict[str, Any]:
+    """What a model folder says about how it was made, for the results JSON.
+
+    Two files are read when present:
+
+    - ``stage.json`` (a pipeline stage folder, ``out/NN-<kind>``): ``recipe_fingerprint``, the
+      recipe name (``recipe``) and the stage's ``kind``, ``index`` and own ``fingerprint``;
+    - ``llm2vec_lite.json`` (an encoder folder): ``pooling``, ``max_length``, ``bidirectional``,
+      ``library_version``, and a recipe fingerprint if it holds one (``recipe_fingerprint``,
+      ``fingerprint`` or ``recipe.fingerprint``).
+
+    Missing or unreadable files give ``{}``: a hub id or a GGUF file has nothing to record.
     """
     if model_path is None:
         return {}
     folder = Path(model_path)
     if folder.is_file():
         folder = folder.parent
-    info_path = folder / "llm2vec_lite.json"
-    if not info_path.is_file():
+    if not folder.is_dir():
         return {}
-    try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        logger.warning("could not read %s: %s", info_path, e)
-        return {}
-    if not isinstance(info, dict):
-        return {}
-    recipe = info.get("recipe") if isinstance(info.get("recipe"), dict) else {}
     meta: dict[str, Any] = {}
-    fingerprint = info.get("recipe_fingerprint") or info.get("fingerprint") or recipe.get("fingerprint")
-    if fingerprint:
-        meta["recipe_fingerprint"] = fingerprint
-    for key in (
-        "recipe_name",
-        "base_model",
-        "stages",
-        "stage",
-        "pooling",
-        "bidirectional",
-        "library_version",
-    ):
-        if key in info:
-            meta[key] = info[key]
-    if "name" in recipe and "recipe_name" not in meta:
-        meta["recipe_name"] = recipe["name"]
+    stage = _read_json_dict(folder / "stage.json")
+    if stage:
+        if stage.get("recipe_fingerprint"):
+            meta["recipe_fingerprint"] = stage["recipe_fingerprint"]
+        if isinstance(stage.get("recipe"), str):
+            meta["recipe_name"] = stage["recipe"]
+        meta["stage"] = {k: stage[k] for k in ("kind", "index", "fingerprint") if k in stage}
+    info = _read_json_dict(folder / "llm2vec_lite.json")
+    if info:
+        recipe = info["recipe"] if isinstance(info.get("recipe"), dict) else {}
+        fingerprint = info.get("recipe_fingerprint") or info.get("fingerprint") or recipe.get("fingerprint")
+        if fingerprint:
+            meta.setdefault("recipe_fingerprint", fingerprint)
+        name = info.get("recipe_name") or recipe.get("name")
+        if name:
+            meta.setdefault("recipe_name", name)
+        for key in ("base_model", "stages", "pooling", "max_length", "bidirectional", "library_version"):
+            if key in info:
+                meta[key] = info[key]
     return meta
 
 
@@ -494,8 +505,9 @@ def evaluate_sts(
             registered dataset (hub), or every registered one with a file in ``data_dir``.
         data_dir: folder of local TSVs; when given, nothing is fetched from the hub.
         batch_size: passed to ``encoder.encode``.
-        model: what to record as the model (defaults to the encoder's ``name_or_path``/``path``
-            attribute when it has one); a folder's ``llm2vec_lite.json`` adds the recipe fingerprint.
+        model: what to record as the model (default: the encoder's ``name_or_path`` or its
+            ``model.config._name_or_path``); a folder's ``stage.json``/``llm2vec_lite.json`` add the
+            recipe fingerprint (see :func:`model_metadata`).
 
     Returns:
         ``{"model", "recipe_fingerprint"?, "datasets": {name: {...}}, "average": {"spearman",
@@ -524,7 +536,8 @@ def evaluate_sts(
         logger.info("%s: spearman %.2f", pairs.name, per_dataset[pairs.name]["spearman"])
 
     if model is None:
-        model = getattr(encoder, "name_or_path", None) or getattr(encoder, "path", None)
+        config = getattr(getattr(encoder, "model", None), "config", None)
+        model = getattr(encoder, "name_or_path", None) or getattr(config, "_name_or_path", None) or None
     result: dict[str, Any] = {"model": None if model is None else str(model)}
     result.update(model_metadata(model))
     result["datasets"] = per_dataset

@@ -314,6 +314,27 @@ def test_results_record_the_recipe_fingerprint_of_a_model_folder(tmp_path, encod
     assert ev.model_metadata(tmp_path / "nothing-here") == {}
 
 
+def test_stage_folder_metadata_separates_recipe_and_stage_fingerprints(tmp_path):
+    (tmp_path / "stage.json").write_text(
+        json.dumps(
+            {
+                "kind": "mntp",
+                "index": 0,
+                "fingerprint": "stage-fp",
+                "recipe": "cpu",
+                "recipe_fingerprint": "r-fp",
+            }
+        )
+    )
+    (tmp_path / "llm2vec_lite.json").write_text(json.dumps({"pooling": "mean", "bidirectional": True}))
+    meta = ev.model_metadata(tmp_path)
+    assert meta["recipe_fingerprint"] == "r-fp" and meta["recipe_name"] == "cpu"
+    assert meta["stage"] == {"kind": "mntp", "index": 0, "fingerprint": "stage-fp"}
+    assert meta["pooling"] == "mean" and meta["bidirectional"] is True
+    (tmp_path / "stage.json").write_text("{not json")
+    assert "recipe_fingerprint" not in ev.model_metadata(tmp_path)  # unreadable: skipped, not fatal
+
+
 def test_table_has_a_row_per_dataset_and_the_average(tmp_path, encoder):
     _write_tsv(tmp_path / "sts12.tsv", PAIRS)
     _write_tsv(tmp_path / "stsb.tsv", PAIRS)
