@@ -39,7 +39,7 @@ class Row:
 
     label: str
     model: str
-    bidirectional: bool = True
+    bidirectional: bool | None = True  # None: the folder's own setting
     pooling: str | None = None  # None: the folder's own pooling
     spearman: float | None = None
     pearson: float | None = None
@@ -78,7 +78,7 @@ def model_rows(specs: list[str]) -> list[Row]:
         label, sep, path = spec.partition("=")
         if not sep:
             label, path = Path(spec).name or spec, spec
-        rows.append(Row(label, path))
+        rows.append(Row(label, path, bidirectional=None))
     return rows
 
 
@@ -86,7 +86,7 @@ def eval_command(row: Row, args: argparse.Namespace, model_path: str) -> str:
     parts = ["llm2vec-lite", "eval", model_path, "--datasets", args.dataset, "--data-dir", args.data_dir]
     if row.pooling:
         parts += ["--pooling", row.pooling]
-    if not row.bidirectional:
+    if row.bidirectional is False:
         parts.append("--causal")
     if args.max_length:
         parts += ["--max-length", str(args.max_length)]
@@ -106,7 +106,7 @@ def run_row(row: Row, args: argparse.Namespace) -> Row:
         else model_path
     )
     row.command = eval_command(row, args, shown)
-    kwargs: dict = {"bidirectional": row.bidirectional}
+    kwargs: dict = {} if row.bidirectional is None else {"bidirectional": row.bidirectional}
     if row.pooling:
         kwargs["pooling"] = row.pooling
     if args.max_length:

@@ -42,6 +42,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,6 +60,7 @@ __all__ = [
     "evaluate_sts",
     "format_table",
     "load_sts",
+    "load_sts_suite",
     "model_metadata",
     "pearson",
     "spearman",
@@ -489,9 +491,36 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def load_sts_suite(
+    datasets: Sequence[str] | str | None = None, *, data_dir: str | Path | None = None
+) -> list[StsPairs]:
+    """Resolve and load every dataset up front; rows skipped anywhere are reported in ONE warning.
+
+    Call it before loading a model (the CLI does), so a typo fails in a second instead of after a
+    minute of model loading; then pass the result to :func:`evaluate_sts`.
+
+    Args:
+        datasets: names or a comma-separated string; ``None`` as in :func:`evaluate_sts`.
+        data_dir: folder of local TSVs (see the module docstring).
+
+    Raises:
+        DataError: If a name is unknown, a file or column is missing, or a dataset has no usable row.
+    """
+    if isinstance(datasets, str):
+        datasets = [d.strip() for d in datasets.split(",") if d.strip()]
+    names = list(dict.fromkeys(datasets)) if datasets else _default_names(data_dir)
+    loaded = [load_sts(n, data_dir=data_dir) for n in names]
+    skipped = {p.name: (p.skipped, p.skipped_examples) for p in loaded if p.skipped}
+    if skipped:
+        total = sum(n for n, _ in skipped.values())
+        detail = "; ".join(f"{k}: {n} (e.g. {', '.join(ex)})" for k, (n, ex) in skipped.items())
+        logger.warning("skipped %d STS rows with an empty or non-numeric score: %s", total, detail)
+    return loaded
+
+
 def evaluate_sts(
     encoder: SentenceEncoder,
-    datasets: list[str] | str | None = None,
+    datasets: Sequence[str | StsPairs] | str | None = None,
     *,
     data_dir: str | Path | None = None,
     batch_size: int = 32,
@@ -501,8 +530,9 @@ def evaluate_sts(
 
     Args:
         encoder: anything with ``encode(list[str], batch_size=...) -> np.ndarray`` (n, dim).
-        datasets: names (``["stsb", "sickr"]``) or a comma-separated string. ``None`` means every
-            registered dataset (hub), or every registered one with a file in ``data_dir``.
+        datasets: names (``["stsb", "sickr"]``), a comma-separated string, or the list
+            :func:`load_sts_suite` returned. ``None`` means every registered dataset (hub), or
+            every registered one with a file in ``data_dir``.
         data_dir: folder of local TSVs; when given, nothing is fetched from the hub.
         batch_size: passed to ``encoder.encode``.
         model: what to record as the model (default: the encoder's ``name_or_path`` or its
@@ -519,16 +549,17 @@ def evaluate_sts(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if isinstance(datasets, str):
-        datasets = [d.strip() for d in datasets.split(",") if d.strip()]
-    names = list(dict.fromkeys(datasets)) if datasets else _default_names(data_dir)
     # Load everything first, so a typo in the last name fails before minutes of encoding.
-    loaded = [load_sts(n, data_dir=data_dir) for n in names]
-    skipped = {p.name: (p.skipped, p.skipped_examples) for p in loaded if p.skipped}
-    if skipped:
-        total = sum(n for n, _ in skipped.values())
-        detail = "; ".join(f"{k}: {n} (e.g. {', '.join(ex)})" for k, (n, ex) in skipped.items())
-        logger.warning("skipped %d STS rows with an empty or non-numeric score: %s", total, detail)
+    if (
+        datasets is not None
+        and not isinstance(datasets, str)
+        and all(isinstance(d, StsPairs) for d in datasets)
+    ):
+        loaded = list(datasets)  # already loaded by load_sts_suite
+    else:
+        if not isinstance(datasets, (str, type(None))) and any(isinstance(d, StsPairs) for d in datasets):
+            raise TypeError("datasets must be all names or all StsPairs (from load_sts_suite), not a mix")
+        loaded = load_sts_suite(datasets, data_dir=data_dir)
 
     per_dataset: dict[str, dict[str, Any]] = {}
     for pairs in loaded:

@@ -381,11 +381,28 @@ def test_cli_eval_prints_table_and_writes_json(tmp_path, fake_encoder_module, ca
     assert saved["settings"]["causal"] is True
 
 
-def test_cli_eval_unknown_dataset_exits_1_with_the_valid_names(tmp_path, fake_encoder_module, capsys):
+def test_cli_eval_unknown_dataset_exits_1_before_loading_the_model(tmp_path, fake_encoder_module, capsys):
     from llm2vec_lite.cli import main
 
     assert main(["eval", "m", "--datasets", "nope"]) == 1
     assert "sickr" in capsys.readouterr().err
+    assert fake_encoder_module == {}  # from_pretrained was never called
+
+
+def test_cli_eval_without_causal_keeps_the_folders_attention_setting(tmp_path, fake_encoder_module):
+    from llm2vec_lite.cli import main
+
+    _write_tsv(tmp_path / "stsb.tsv", PAIRS)
+    assert main(["eval", "folder", "--datasets", "stsb", "--data-dir", str(tmp_path)]) == 0
+    assert fake_encoder_module == {"path": "folder"}  # bidirectional left to Encoder.from_pretrained
+
+
+def test_preloaded_suite_is_evaluated_without_reloading(tmp_path, encoder, monkeypatch):
+    _write_tsv(tmp_path / "stsb.tsv", PAIRS)
+    suite = ev.load_sts_suite("stsb", data_dir=tmp_path)
+    monkeypatch.setattr(ev, "load_sts", lambda *a, **k: pytest.fail("must not reload"))
+    res = ev.evaluate_sts(encoder, suite)
+    assert res["datasets"]["stsb"]["n_pairs"] == len(PAIRS)
 
 
 def test_cli_eval_rejects_unknown_pooling(fake_encoder_module, capsys):

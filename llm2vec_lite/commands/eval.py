@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None) -> int:
     from llm2vec_lite.encoder import Encoder
-    from llm2vec_lite.evaluate import evaluate_sts, format_table
+    from llm2vec_lite.evaluate import evaluate_sts, format_table, load_sts_suite
 
     def fail(message: str) -> int:
         if parser is not None:
@@ -74,15 +74,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         return fail(f"--data-dir {args.data_dir}: no such folder")
 
-    kwargs = {"bidirectional": not args.causal}
+    # Data first: a typo in --datasets fails in a second, not after the model has loaded.
+    suite = load_sts_suite(args.datasets, data_dir=args.data_dir)
+    kwargs = {"bidirectional": False} if args.causal else {}  # else: the folder's own setting (default on)
     for key in ("pooling", "max_length", "dtype", "gguf_file"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
     encoder = Encoder.from_pretrained(args.model, **kwargs)
     results = evaluate_sts(
         encoder,
-        args.datasets,
-        data_dir=args.data_dir,
+        suite,
         batch_size=args.batch_size,
         model=args.model,
     )
