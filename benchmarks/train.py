@@ -129,6 +129,7 @@ def main() -> None:
         if proc.returncode:
             sys.exit(f"{kind} failed:\n{proc.stderr[-3000:]}")
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]) | {"wall_s": time.perf_counter() - t0})
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # partial results survive a timeout
     print(f"model: {os.path.basename(args.model)}, LoRA r=16 all-linear, bf16 autocast, max_length "
           f"{args.max_length}, {args.steps} steps after {args.warmup} warmup, {os.cpu_count()} CPU threads\n")
     print("| stage | batch (sequences/row) | GradCache chunk | seq/s | tok/s | peak RSS (MiB) |")
