@@ -78,13 +78,48 @@ def needs_eos(mode: str) -> bool:
     return mode == "last_token"
 
 
-def embed(model, batch, mode: str) -> torch.Tensor:
+def embed(model, batch, mode: str, *, bucket_tokens: int | None = None) -> torch.Tensor:
     """Forward a :class:`~llm2vec_lite.tokenization.TokenizedBatch` and pool: (batch, dim).
 
     The single place where "model + batch -> embedding" happens, used by the encoder and by the
     contrastive training stages alike (with gradients when the caller allows them).
     ``model`` may be a base ``*Model``, a ``*ForCausalLM`` or a peft wrapper of either.
+
+    Args:
+        bucket_tokens: when set, rows are sorted by length and run in groups of at most this many
+            (padded) tokens, each group cut to its own longest row. A contrastive batch mixes short
+            and long texts (NLI: 4 to 60 tokens), so padding to the batch's longest row wastes most of
+            the compute; bucketing removes that waste. Each row's vector is the same either way
+            (attention never crosses rows), so this changes speed, not results. Gradients flow
+            through every group.
     """
+    if bucket_tokens is None or batch.input_ids.shape[0] <= 1:
+        return _embed_padded(model, batch, mode)
+    lengths = batch.attention_mask.sum(dim=1)  # (batch,)
+    order = torch.sort(lengths, stable=True).indices.tolist()
+    groups: list[list[int]] = [[]]
+    for i in order:  # ascending length: a group's widest row is its last
+        if groups[-1] and (len(groups[-1]) + 1) * int(lengths[i]) > bucket_tokens:
+            groups.append([])
+        groups[-1].append(i)
+    parts = [_embed_padded(model, _take_rows(batch, rows), mode) for rows in groups]
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return torch.cat(parts)[inverse.to(parts[0].device)]  # back to the caller's row order
+
+
+def _take_rows(batch, rows: list[int]):
+    """Rows ``rows`` of a padded batch, trimmed to the widest of them (either padding side)."""
+    from llm2vec_lite.tokenization import TokenizedBatch
+
+    index = torch.tensor(rows, device=batch.input_ids.device)
+    attn = batch.attention_mask[index]
+    used = attn.any(dim=0).nonzero().flatten()  # columns holding a real token of some row
+    cols = slice(int(used.min()), int(used.max()) + 1) if used.numel() else slice(0, 1)
+    return TokenizedBatch(batch.input_ids[index][:, cols], attn[:, cols], batch.pool_mask[index][:, cols], 0)
+
+
+def _embed_padded(model, batch, mode: str) -> torch.Tensor:
     out = model(**batch.model_inputs(), output_hidden_states=False, return_dict=True)
     hidden = getattr(out, "last_hidden_state", None)
     if hidden is None:  # a *ForCausalLM: ask again for hidden states

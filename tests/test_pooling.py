@@ -65,3 +65,40 @@ def test_unknown_mode_lists_valid_modes():
 
 def test_only_last_token_needs_an_eos():
     assert [m for m in POOLING_MODES if needs_eos(m)] == ["last_token"]
+
+
+def test_length_bucketed_embedding_equals_one_padded_batch():
+    """embed(bucket_tokens=...) runs length-sorted groups; every row's vector must stay the same."""
+    from transformers import LlamaConfig, LlamaModel
+
+    from llm2vec_lite.pooling import embed
+    from llm2vec_lite.tokenization import TokenizedBatch
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    model = LlamaModel(cfg).eval()
+    lengths = [9, 2, 5, 9, 1, 7, 3, 6]
+    width = max(lengths)
+    ids = torch.randint(1, 64, (len(lengths), width))
+    attn = torch.zeros_like(ids)
+    for i, n in enumerate(lengths):
+        attn[i, :n] = 1
+    batch = TokenizedBatch(ids * attn, attn, attn.clone())
+    with torch.no_grad():
+        whole = embed(model, batch, "mean")
+        bucketed = embed(model, batch, "mean", bucket_tokens=12)  # several groups of similar length
+        last = embed(model, batch, "last_token", bucket_tokens=12)
+        last_ref = embed(model, batch, "last_token")
+    torch.testing.assert_close(bucketed, whole, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(last, last_ref, rtol=1e-5, atol=1e-5)
+    # gradients reach the parameters through every group
+    model.train()
+    embed(model, batch, "mean", bucket_tokens=12).pow(2).sum().backward()
+    assert model.embed_tokens.weight.grad is not None and model.embed_tokens.weight.grad.abs().sum() > 0

@@ -34,7 +34,14 @@ import torch
 from llm2vec_lite.losses import gather_with_grad, info_nce, process_rank
 from llm2vec_lite.pooling import embed, needs_eos
 from llm2vec_lite.stages import register_stage
-from llm2vec_lite.stages.base import BatchSampler, StageBatch, concat_batches, local_slice, slice_batch
+from llm2vec_lite.stages.base import (
+    EMBED_BUCKET_TOKENS,
+    BatchSampler,
+    StageBatch,
+    concat_batches,
+    local_slice,
+    slice_batch,
+)
 from llm2vec_lite.tokenization import TokenizedBatch, _pad_id, tokenize
 
 
@@ -78,13 +85,19 @@ class SupervisedStage:
         while True:
             rows = [self.rows_data[i] for i in self.sampler.batch(m)][self.rows]
             q = tokenize(
-                self.tokenizer, [r[0] for r in rows], max_length=self.max_length,
-                instruction=self.cfg.query_instruction, add_eos=eos,
+                self.tokenizer,
+                [r[0] for r in rows],
+                max_length=self.max_length,
+                instruction=self.cfg.query_instruction,
+                add_eos=eos,
             )
             docs = [r[1] for r in rows] + ([r[2] for r in rows] if self.cfg.hard_negatives else [])
             d = tokenize(
-                self.tokenizer, docs, max_length=self.max_length,
-                instruction=self.cfg.document_instruction, add_eos=eos,
+                self.tokenizer,
+                docs,
+                max_length=self.max_length,
+                instruction=self.cfg.document_instruction,
+                add_eos=eos,
             )
             tb = concat_batches([q, d], _pad_id(self.tokenizer))  # (n * (2 or 3), seq)
             yield StageBatch(tb, tb.input_ids.shape[0], int(tb.attention_mask.sum()))
@@ -104,7 +117,7 @@ class SupervisedStage:
     def loss(self, model, batch: StageBatch) -> torch.Tensor:
         """Embed the whole batch in one forward and take the InfoNCE loss."""
         tb: TokenizedBatch = batch.data.to(next(model.parameters()).device)
-        return self.embedding_loss(embed(model, tb, self.pooling))
+        return self.embedding_loss(embed(model, tb, self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS))
 
     def backward(self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool) -> torch.Tensor:
         """GradCache: the gradients of :meth:`loss` computed chunk by chunk; returns the loss.
@@ -122,7 +135,9 @@ class SupervisedStage:
             for rows in chunks:
                 cpu_states.append(torch.get_rng_state())
                 cuda_states.append(torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-                parts.append(embed(model, slice_batch(tb, rows), self.pooling))
+                parts.append(
+                    embed(model, slice_batch(tb, rows), self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS)
+                )
         emb = torch.cat(parts).detach().requires_grad_(True)  # (size, dim)
         loss = self.embedding_loss(emb)
         loss.backward()  # d loss / d emb (across processes through gather_with_grad)
@@ -130,13 +145,16 @@ class SupervisedStage:
         devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         for k, rows in enumerate(chunks):  # pass 2: same chunks, same dropout, with gradients
             last = k == len(chunks) - 1
-            with torch.random.fork_rng(devices=devices), (
-                contextlib.nullcontext() if (last and sync) else accelerator.no_sync(model)
+            with (
+                torch.random.fork_rng(devices=devices),
+                contextlib.nullcontext() if (last and sync) else accelerator.no_sync(model),
             ):
                 torch.set_rng_state(cpu_states[k])
                 if cuda_states[k] is not None:
                     torch.cuda.set_rng_state_all(cuda_states[k])
-                part = embed(model, slice_batch(tb, rows), self.pooling)  # (chunk, dim)
+                part = embed(
+                    model, slice_batch(tb, rows), self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS
+                )  # (chunk, dim)
                 accelerator.backward((part.float() * grad[rows]).sum())  # chain rule through the cache
         return loss.detach()
 
