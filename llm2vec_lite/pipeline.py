@@ -258,7 +258,7 @@ def _load_input(recipe, index: int, head: str):
         dtype=recipe.dtype,
         attn_implementation=recipe.attn_implementation,
         gguf_file=recipe.gguf_file if from_base else None,
-        bidirectional=True,
+        bidirectional=recipe.bidirectional,
         window=recipe.window,
     )
 
@@ -282,7 +282,8 @@ def _run_stage(recipe, p: StagePlan, stage, acc) -> None:
     model = stage.setup(model, tokenizer)
     model.config.use_cache = False
     model = get_peft_model(model, _lora_config(recipe, p.index))
-    enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
+    if recipe.bidirectional:
+        enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
     settings = LoopSettings.from_stage(recipe.stages[p.index], seed)
     result = train(stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint)
     stage.cleanup(model)
@@ -355,9 +356,14 @@ def _write_final(recipe, final: Path) -> None:
     last = Path(recipe.stage_dir(len(recipe.stages) - 1))
     model, tokenizer = load_model(
         str(last), head="base", dtype=recipe.dtype, attn_implementation=recipe.attn_implementation,
-        bidirectional=True, window=recipe.window,
+        bidirectional=recipe.bidirectional, window=recipe.window,
     )
-    encoder = Encoder(model, tokenizer, bidirectional=True, **_final_settings(recipe))
+    encoder = Encoder(model, tokenizer, bidirectional=recipe.bidirectional, **_final_settings(recipe))
     with atomic_dir(final) as tmp:
         encoder.save_pretrained(tmp, model_card=_model_card(recipe))
+        settings_file = tmp / "llm2vec_lite.json"  # evaluation reports read the recipe from here
+        settings = json.loads(settings_file.read_text(encoding="utf-8"))
+        settings["recipe"] = {"name": recipe.name, "fingerprint": recipe.fingerprint}
+        settings["recipe_fingerprint"] = recipe.fingerprint
+        write_json(settings_file, settings)
     logger.info("final encoder: %s", final)

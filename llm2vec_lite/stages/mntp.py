@@ -63,7 +63,7 @@ class MNTPStage:
         self.sampler = BatchSampler(
             len(self.blocks), self.cfg.batch_size, self.seed, what=f"blocks of {self.max_length} tokens"
         )
-        self.collator = MNTPCollator(tokenizer, self.cfg.mask_probability, self.mask_id)
+        self.collator = MNTPCollator.for_stage(tokenizer, self.cfg, self.mask_id)  # probability, replacement
         self.rows = local_slice(self.cfg.batch_size)
         return model
 

@@ -58,6 +58,11 @@ def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
     vecs = enc.encode(["a cat sits on the mat.", "the dog runs past the river."])
     assert vecs.shape == (2, 32) and np.isfinite(vecs).all()
     assert "tiny-smoke" in (out / "final" / "README.md").read_text()
+    from llm2vec_lite.recipe import load_recipe
+
+    settings = json.loads((out / "final" / "llm2vec_lite.json").read_text())
+    assert settings["recipe_fingerprint"] == load_recipe(recipe_path).fingerprint
+    assert json.loads((out / "final" / "config.json").read_text())["is_causal"] is False
 
     again = _cli("convert", "recipe.yaml", cwd=root)  # everything finished: nothing retrains
     assert again.returncode == 0 and "skipping" in again.stderr
@@ -67,3 +72,29 @@ def test_cli_reports_recipe_errors_with_exit_1(recipe_path):
     proc = _cli("convert", "recipe.yaml", "stages.0.steps=-1", cwd=recipe_path.parent)
     assert proc.returncode == 1
     assert "steps" in proc.stderr
+
+
+def test_causal_recipe_trains_and_saves_a_causal_encoder(tmp_path):
+    """bidirectional: false (E5-mistral, CFT papers) must stay causal through training and saving."""
+    from tiny_project import TINY_RECIPE
+
+    from llm2vec_lite.encoder import Encoder
+
+    text = TINY_RECIPE.replace("pooling: mean", "pooling: last_token\nbidirectional: false")
+    text = text.split("  - kind: mntp")[0] + "  - kind: supervised" + text.split("  - kind: supervised")[1]
+    recipe = make_tiny_project(tmp_path, text)
+    proc = _cli("convert", recipe.name, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    final = tmp_path / "out" / "final"
+    assert json.loads((final / "config.json").read_text()).get("is_causal", True) is not False
+    enc = Encoder.from_pretrained(final)
+    assert enc.bidirectional is False
+    ids = enc.tokenizer(["a cat sits on the mat"], return_tensors="pt")["input_ids"]
+    changed = ids.clone()
+    changed[0, -1] = (int(ids[0, -1]) + 1) % enc.model.config.vocab_size
+    import torch
+
+    with torch.no_grad():
+        first = enc.model(input_ids=ids).last_hidden_state[0, 0]
+        again = enc.model(input_ids=changed).last_hidden_state[0, 0]
+    torch.testing.assert_close(first, again)  # causal: the first token never sees the last
