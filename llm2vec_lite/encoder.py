@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from llm2vec_lite.pooling import POOLING_MODES, check_pooling, needs_eos, pool
+from llm2vec_lite.pooling import POOLING_MODES, check_pooling, embed, needs_eos
 from llm2vec_lite.tokenization import PaddingSide, TokenizedRow, _pad_id, encode_rows, pad_rows
 
 logger = logging.getLogger(__name__)
@@ -333,20 +333,11 @@ class Encoder:
                     idx = order[start : start + batch_size]
                     batch = pad_rows([rows[i] for i in idx], pad_id=pad_id, padding_side=self.padding_side)
                     batch = batch.to(device)
-                    hidden = self._hidden_states(batch.model_inputs())  # (batch, seq, dim)
-                    vecs = pool(hidden.float(), batch.attention_mask, self.pooling, batch.pool_mask)
-                    out[torch.tensor(idx)] = vecs.float().cpu()  # (batch, dim)
+                    vecs = embed(self.model, batch, self.pooling)  # (batch, dim)
+                    out[torch.tensor(idx)] = vecs.float().cpu()
         finally:
             self.model.train(was_training)
         return out
-
-    def _hidden_states(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        out = self.model(**inputs, use_cache=False, return_dict=True)
-        hidden = getattr(out, "last_hidden_state", None)
-        if hidden is None:  # a wrapper that only returns logits: ask for hidden states
-            out = self.model(**inputs, use_cache=False, output_hidden_states=True, return_dict=True)
-            hidden = out.hidden_states[-1]
-        return hidden
 
     # ------------------------------------------------------------------ saving
     def save_pretrained(self, folder: str | os.PathLike, *, model_card: str | None = None) -> Path:

@@ -120,9 +120,11 @@ def _take_rows(batch, rows: list[int]):
 
 
 def _embed_padded(model, batch, mode: str) -> torch.Tensor:
-    out = model(**batch.model_inputs(), output_hidden_states=False, return_dict=True)
+    inputs = batch.model_inputs()
+    out = model(**inputs, use_cache=False, return_dict=True)
     hidden = getattr(out, "last_hidden_state", None)
     if hidden is None:  # a *ForCausalLM: ask again for hidden states
-        out = model(**batch.model_inputs(), output_hidden_states=True, return_dict=True)
+        out = model(**inputs, use_cache=False, output_hidden_states=True, return_dict=True)
         hidden = out.hidden_states[-1]
-    return pool(hidden, batch.attention_mask, mode, batch.pool_mask)  # (batch, dim)
+    # float32 pooling: under autocast a bf16 sum over many tokens moves cosines in the 3rd decimal
+    return pool(hidden.float(), batch.attention_mask, mode, batch.pool_mask)  # (batch, dim)
