@@ -37,6 +37,14 @@ def test_dry_run_prints_the_plan_without_training(recipe_path):
     assert not (root / "out").exists()
 
 
+def test_flags_may_stand_between_recipe_and_overrides(recipe_path):
+    proc = _cli("convert", "recipe.yaml", "--dry-run", "stages.1.steps=7", cwd=recipe_path.parent)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "7 x batch 4" in proc.stdout
+    bad = _cli("convert", "recipe.yaml", "--dry-run", "--no-such-flag", cwd=recipe_path.parent)
+    assert bad.returncode == 2 and "unrecognized arguments: --no-such-flag" in bad.stderr
+
+
 def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
     from llm2vec_lite.encoder import Encoder
 
