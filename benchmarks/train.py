@@ -10,7 +10,7 @@ Usage::
     python benchmarks/train.py                       # default sizes, markdown table on stdout
     python benchmarks/train.py --steps 4 --warmup 1 --batch 8 --gradcache-batch 128
 
-Data: ``/work/shared/data``-style files if ``--data-dir`` has them, else synthetic sentences.
+Data: ``data``-style files if ``--data-dir`` has them, else synthetic sentences.
 """
 
 from __future__ import annotations

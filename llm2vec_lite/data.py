@@ -7,7 +7,7 @@ the file, the recipe field and what was found *before* any training starts:
 - :func:`read_texts` - one text per example (MNTP, SimCSE).
 - :func:`read_rows` - tuples of columns, e.g. ``("anchor", "positive", "negative")`` (supervised).
 
-Formats: ``.txt`` (one text a line), ``.tsv`` (header line, unquoted, as ``/work/shared/data``),
+Formats: ``.txt`` (one text a line), ``.tsv`` (header line, unquoted, as ``data``),
 ``.csv`` (header line, standard quoting), ``.jsonl`` (one object a line, keys are columns),
 ``.parquet``, and hub datasets through ``datasets.load_dataset(hub, name, split=split)``.
 

@@ -12,7 +12,7 @@ Usage::
     from llm2vec_lite.evaluate import format_table
 
     enc = Encoder.from_pretrained("out/final")
-    results = evaluate_sts(enc, ["stsb"], data_dir="/work/shared/data/sts")
+    results = evaluate_sts(enc, ["stsb"], data_dir="data/sts")
     print(format_table(results))
 
 Where each dataset comes from (see docs/evaluate.md):
@@ -259,7 +259,7 @@ def _collect(name: str, source: str, rows, header_hint: str) -> StsPairs:
 def read_sts_tsv(path: str | Path, name: str | None = None) -> StsPairs:
     """Read an unquoted TSV with a ``sentence1 sentence2 score`` header (columns in any order).
 
-    Quotes are literal text (the files under ``/work/shared/data`` are written that way); a row
+    Quotes are literal text (the files under ``data`` are written that way); a row
     with too few fields, or an empty or non-numeric score, is skipped and counted.
 
     Raises:

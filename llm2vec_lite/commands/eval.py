@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 EPILOG = """Examples:
-  llm2vec-lite eval out/final --datasets stsb --data-dir /work/shared/data/sts
-  llm2vec-lite eval out/final --datasets stsb-dev --data-dir /work/shared/data/sts --json stsb.json
+  llm2vec-lite eval out/final --datasets stsb --data-dir data/sts
+  llm2vec-lite eval out/final --datasets stsb-dev --data-dir data/sts --json stsb.json
   llm2vec-lite eval path/to/SmolLM2-135M-Instruct.Q4_1.gguf --pooling mean --datasets stsb --data-dir data/sts
   llm2vec-lite eval HuggingFaceTB/SmolLM2-135M-Instruct --causal --pooling last_token --datasets stsb,sickr
 
