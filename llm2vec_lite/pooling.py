@@ -102,21 +102,10 @@ def embed(model, batch, mode: str, *, bucket_tokens: int | None = None) -> torch
         if groups[-1] and (len(groups[-1]) + 1) * int(lengths[i]) > bucket_tokens:
             groups.append([])
         groups[-1].append(i)
-    parts = [_embed_padded(model, _take_rows(batch, rows), mode) for rows in groups]
+    parts = [_embed_padded(model, batch.take(rows), mode) for rows in groups]
     inverse = torch.empty(len(order), dtype=torch.long)
     inverse[torch.tensor(order)] = torch.arange(len(order))
     return torch.cat(parts)[inverse.to(parts[0].device)]  # back to the caller's row order
-
-
-def _take_rows(batch, rows: list[int]):
-    """Rows ``rows`` of a padded batch, trimmed to the widest of them (either padding side)."""
-    from llm2vec_lite.tokenization import TokenizedBatch
-
-    index = torch.tensor(rows, device=batch.input_ids.device)
-    attn = batch.attention_mask[index]
-    used = attn.any(dim=0).nonzero().flatten()  # columns holding a real token of some row
-    cols = slice(int(used.min()), int(used.max()) + 1) if used.numel() else slice(0, 1)
-    return TokenizedBatch(batch.input_ids[index][:, cols], attn[:, cols], batch.pool_mask[index][:, cols], 0)
 
 
 def _embed_padded(model, batch, mode: str) -> torch.Tensor:

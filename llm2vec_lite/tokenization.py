@@ -15,6 +15,7 @@ sees the same inputs in training and at inference.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,6 +48,17 @@ class TokenizedBatch:
             self.pool_mask.to(device),
             self.num_truncated,
         )
+
+    def take(self, rows: Sequence[int]) -> TokenizedBatch:
+        """Rows ``rows`` (in that order), cut to the columns that hold a real token of one of them.
+
+        Works for either padding side: leading and trailing all-padding columns both go.
+        """
+        index = torch.as_tensor(list(rows), dtype=torch.long, device=self.input_ids.device)
+        attn = self.attention_mask[index]
+        used = attn.any(dim=0).nonzero().flatten()  # columns with a real token in some row
+        cols = slice(int(used.min()), int(used.max()) + 1) if used.numel() else slice(0, 1)
+        return TokenizedBatch(self.input_ids[index][:, cols], attn[:, cols], self.pool_mask[index][:, cols], 0)
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         """Keyword arguments for the model's forward.

@@ -148,15 +148,5 @@ def concat_batches(batches: list[TokenizedBatch], pad_id: int) -> TokenizedBatch
 
 
 def slice_batch(batch: TokenizedBatch, rows: slice) -> TokenizedBatch:
-    """Rows ``rows`` of ``batch``, with trailing all-padding columns removed."""
-    attn = batch.attention_mask[rows]
-    width = int(attn.sum(dim=1).max().item()) if attn.numel() else 0
-    # Right padding: the real tokens of every row sit in the first ``width`` columns.
-    used = attn.any(dim=0).nonzero()
-    width = int(used.max().item()) + 1 if used.numel() else max(width, 1)
-    return TokenizedBatch(
-        batch.input_ids[rows, :width],
-        attn[:, :width],
-        batch.pool_mask[rows, :width],
-        0,
-    )
+    """Rows ``rows`` of ``batch`` (a GradCache chunk), with all-padding columns removed."""
+    return batch.take(range(batch.input_ids.shape[0])[rows])
