@@ -33,6 +33,9 @@ def test_dry_run_prints_the_plan_without_training(recipe_path):
         assert f"{kind}: not trained yet" in out
     assert "7 x batch 4, max_length 64 -> at most 1,792 tokens" in out
     assert "8,192 trainable parameters (r=8)" in out  # 2 layers x 7 linears x r(in+out), from config only
+    assert "lr:     linear, peak 0.0001 after 0 warmup steps, 2.5e-05 at the last step 4 (25% of peak)" in out
+    assert "negatives: 4 candidates per query (the 4 second dropout views: 1 positive, 3 negatives)" in out
+    assert "negatives: 8 candidates per query (4 positives + 4 hard negatives: 1 positive, 7 negatives)" in out
     assert str(root / "out" / "02-simcse") in out
     assert not (root / "out").exists()
 
