@@ -266,6 +266,7 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
     for p, stage in zip(plans, stages, strict=True):  # all data problems before any model loads
         if p.action != "skip":
             stage.check_data()
+    _refuse_pickled_weights(recipe)
 
     from llm2vec_lite.trainer import make_accelerator
 
@@ -285,15 +286,40 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
     return final
 
 
+_PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def _refuse_pickled_weights(recipe) -> None:
+    """A local base-model folder with only pickled weights fails here, before anything loads.
+
+    Stage inputs are always loaded with ``use_safetensors=True`` (a hub checkpoint without
+    safetensors then fails in ``from_pretrained``); this check gives local folders a clear message.
+
+    Raises:
+        RecipeError: If ``base_model`` is a local folder with pickled weights and no safetensors.
+    """
+    folder = Path(recipe.base_model)
+    if recipe.gguf_file or not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for pattern in _PICKLED_WEIGHTS for p in folder.glob(pattern))
+    if pickled:
+        raise RecipeError(
+            f"base_model = {recipe.base_model}: holds only pickled weights ({', '.join(pickled)}), which "
+            "llm2vec-lite never loads (unpickling can run code). Convert them to safetensors, or for a hub "
+            "model set `revision` to a branch or pull request that has model.safetensors."
+        )
+
+
 def _load_input(recipe, index: int, head: str):
     from llm2vec_lite.modeling import load_model
+    from llm2vec_lite.paths import resolve_model_path
 
     stage = recipe.stages[index]
     from_base = index == 0 and not stage.init_from
     source = _source_for(recipe, index)
     gguf_file = recipe.gguf_file if from_base else None
     hub: dict[str, Any] = {"revision": recipe.revision} if from_base and recipe.revision else {}
-    if not (gguf_file or source.endswith(".gguf")):
+    if not (gguf_file or resolve_model_path(source).endswith(".gguf")):
         # Never unpickle weights: a checkpoint with only pytorch_model.bin fails here with a clear
         # error; pin a `revision` that has safetensors (the MiniCPM recipe does).
         hub["use_safetensors"] = True
