@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -205,14 +206,20 @@ def format_plan(recipe, plans: list[StagePlan]) -> str:
     return "\n".join(lines)
 
 
-def in_batch_negatives(stage) -> str | None:
+def in_batch_negatives(stage, processes: int | None = None) -> str | None:
     """How many candidates each query is scored against in one loss, in words (None: not contrastive).
 
     ``batch_size`` is the global micro-batch: under ``accelerate launch`` every process embeds its
     share and the candidates are gathered from all of them, so the count does not depend on the
     number of processes. Gradient accumulation does not add candidates (each micro-batch is its own
     loss); GradCache embeds the whole ``batch_size`` first, so all of it is in one loss.
+
+    Args:
+        stage: a recipe stage.
+        processes: how many processes will train (default: ``WORLD_SIZE`` of ``accelerate launch``).
     """
+    if processes is None:
+        processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if stage.kind not in ("simcse", "supervised"):
         return None
     b = stage.batch_size
@@ -229,7 +236,9 @@ def in_batch_negatives(stage) -> str | None:
         )
     if getattr(stage, "gradcache_chunk_size", None):
         line += f"; GradCache embeds {stage.gradcache_chunk_size} at a time, the loss sees all {b}"
-    return line + "; gathered across processes (batch_size is global)"
+    if processes > 1:
+        return line + f"; {processes} processes embed {b // processes} rows each and gather the rest"
+    return line + "; batch_size is global: the same under accelerate launch, gathered across processes"
 
 
 def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerator=None) -> Path:

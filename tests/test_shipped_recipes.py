@@ -174,3 +174,16 @@ def test_dry_run_plan_shows_the_learning_rate_curve_and_negatives(name, tmp_path
         assert "decays towards step 8800" in text and "(92% of peak)" in text  # the supervised stage
         assert "negatives: 1024 candidates per query" in text and "the loss sees all 512" in text
         assert "negatives: 128 candidates per query (the 128 second dropout views" in text
+
+
+def test_negatives_line_counts_candidates_not_processes():
+    """batch_size is global: 4 processes split the 28 rows and still score each query against 56."""
+    from llm2vec_lite.pipeline import in_batch_negatives
+
+    stage = load_recipe("cft-phi-2", check_paths=False).stages[0]
+    four = in_batch_negatives(stage, processes=4)
+    assert four.startswith("56 candidates per query") and "4 processes embed 7 rows each" in four
+    accumulated = stage.model_copy(update={"batch_size": 8, "gradient_accumulation_steps": 64})
+    one = in_batch_negatives(accumulated, processes=1)
+    assert one.startswith("16 candidates per query")
+    assert "accumulation adds none: 64 separate losses a step, 512 rows in all" in one
