@@ -61,6 +61,7 @@ class LoopSettings:
     learning_rate: float
     warmup_steps: int = 0
     schedule: str = "linear"
+    schedule_steps: int | None = None
     weight_decay: float = 0.0
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
@@ -153,7 +154,7 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
     Raises:
         TrainingError: If the loss is NaN or inf (names the step), or nothing is trainable.
     """
-    from transformers import get_scheduler
+    from llm2vec_lite.schedule import make_scheduler
 
     s, acc, main = settings, accelerator, accelerator.is_main_process
     work_dir = Path(work_dir)
@@ -164,7 +165,7 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
     if s.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
-    scheduler = get_scheduler(s.schedule, optimizer, num_warmup_steps=s.warmup_steps, num_training_steps=s.steps)
+    scheduler = make_scheduler(optimizer, s)  # decays towards schedule_steps (default: steps)
 
     # Resume: weights, optimizer, scheduler, RNG and data position of the newest good checkpoint.
     step, position, ckpt_path = 0, 0, latest_checkpoint(ckpt_root)
