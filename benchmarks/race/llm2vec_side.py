@@ -96,10 +96,9 @@ class MNTPSide:
     """LlamaBiForMNTP + DataCollatorForLanguageModeling on packed blocks."""
 
     def __init__(self, spec: dict):
+        from llm2vec.models import LlamaBiForMNTP
         from peft import get_peft_model
         from transformers import AutoTokenizer, DataCollatorForLanguageModeling
-
-        from llm2vec.models import LlamaBiForMNTP
 
         tok = AutoTokenizer.from_pretrained(spec["model"])
         if tok.mask_token is None:
@@ -128,10 +127,9 @@ class ContrastiveSide:
     """LLM2Vec (bidirectional, mean pooling) + HardNegativeNLLLoss; SimCSE or supervised."""
 
     def __init__(self, spec: dict):
-        from peft import get_peft_model
-
         from llm2vec import LLM2Vec
         from llm2vec.loss.HardNegativeNLLLoss import HardNegativeNLLLoss
+        from peft import get_peft_model
 
         extra = {"attention_dropout": spec["dropout"]} if spec["stage"] == "simcse" else {}
         model = LLM2Vec.from_pretrained(
