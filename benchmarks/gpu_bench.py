@@ -29,6 +29,10 @@ each adapter ``P_lora = r * (in + out)`` needs all 6. Biases, norms, rotary, sof
 left out. The peak comes from :data:`BF16_PEAK_TFLOPS` by device name, else ``--peak-tflops``, else a
 measured bf16 matmul (then the MFU is against what this GPU reaches, said as such).
 
+``verify`` in bfloat16 can miss :func:`~llm2vec_lite.patches.verify`'s fixed tolerance by rounding
+alone (see :func:`judge_against_reference`); it then reruns the checks with ``--reference`` (sdpa)
+and accepts the backend when it is bidirectional and its padding error is within twice sdpa's.
+
 Exit codes: 0 done or skipped (no CUDA, no flash-attn: a line starting ``SKIP`` says why), 1 a verify
 check failed, 2 bad arguments.
 """
@@ -288,6 +292,30 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def judge_against_reference(report, reference, factor: float = 2.0) -> tuple[bool, str]:
+    """Accept a backend that misses verify's fixed bf16 tolerance only by rounding.
+
+    In bfloat16 a real model's padded and unpadded runs differ by rounding that grows with its
+    largest activations (SmolLM2-135M on CPU sdpa: up to ~4 against verify's 3e-2 * max|h| = 1.6,
+    while the same run in float32 differs by 2e-4). So a backend whose own report fails passes here
+    when it still attends both ways (and the reference does) and its padding differences stay within
+    ``factor`` times the reference backend's (sdpa, same weights, dtype and device), or the tolerance.
+
+    Returns:
+        (accepted, one line saying why).
+    """
+    if not (report.bidirectional and reference.bidirectional):
+        return False, "not bidirectional"
+    worst = max(report.right_padding_diff, report.left_padding_diff)
+    noise = max(reference.right_padding_diff, reference.left_padding_diff)
+    bound = max(report.tolerance, factor * noise)
+    verdict = "within" if worst <= bound else "BEYOND"
+    return worst <= bound, (
+        f"{report.attn_implementation} padding difference {worst:.3g} is {verdict} {factor:g}x the "
+        f"{reference.attn_implementation} reference's {noise:.3g} in {report.dtype} (bound {bound:.3g})"
+    )
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     reason = skip_reason(args.attn, args.device)
     if reason:
@@ -297,10 +325,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from llm2vec_lite.modeling import load_model
 
-    model, tokenizer = load_model(args.model, attn_implementation=args.attn, dtype=args.dtype, device=args.device)
-    report = verify(model, tokenizer)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
-    return 0 if report.passed else 1
+    def run(attn: str):
+        model, tokenizer = load_model(args.model, attn_implementation=attn, dtype=args.dtype, device=args.device)
+        report = verify(model, tokenizer)
+        print(json.dumps(report.to_dict(), indent=2) if args.json else report, flush=True)
+        return report
+
+    report = run(args.attn)
+    if report.passed or args.reference in (None, "none", args.attn):
+        return 0 if report.passed else 1
+    print(f"{args.attn} missed the fixed tolerance; the same checks with {args.reference} as a reference:")
+    accepted, why = judge_against_reference(report, run(args.reference))
+    print(("ACCEPTED: " if accepted else "FAILED: ") + why)
+    return 0 if accepted else 1
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -350,6 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--attn", default="flash_attention_2", choices=ATTN_CHOICES)
     v.add_argument("--dtype", default="bfloat16", help="weight dtype (flash attention needs bf16 or fp16)")
     v.add_argument("--device", default="cuda")
+    v.add_argument("--reference", default="sdpa", choices=[*ATTN_CHOICES, "none"],
+                   help="when --attn fails the fixed tolerance, compare with this backend's rounding (default sdpa)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     t = sub.add_parser("train", help="time training steps of a Qwen2-0.5B-shaped model per attention backend")
     t.add_argument("--attn", type=_attn_list, default=["sdpa", "flash_attention_2"], help="comma-separated")

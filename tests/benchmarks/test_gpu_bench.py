@@ -229,3 +229,46 @@ def test_gpu_sh_rejects_a_bad_time_limit():
     proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--time-limit", "ten"], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 2 and "give whole seconds" in proc.stderr
+
+
+# --- verify against a reference backend ------------------------------------------------------
+
+
+def _report(attn: str, right: float, left: float, change: float = 7.0, tol: float = 1.6):
+    from llm2vec_lite.patches.verify import VerifyReport
+
+    return VerifyReport("llama", attn, "torch.bfloat16", "tokenizer", [14, 4, 11], tol, change, right, left)
+
+
+def test_rounding_within_twice_the_reference_is_accepted():
+    ok, why = gpu_bench.judge_against_reference(_report("flash_attention_2", 3.9, 5.0), _report("sdpa", 3.8, 5.3))
+    assert ok and "within 2x the sdpa reference's 5.3" in why
+
+
+def test_padding_error_beyond_the_reference_fails():
+    ok, why = gpu_bench.judge_against_reference(_report("flash_attention_2", 0.2, 12.0), _report("sdpa", 0.3, 0.4))
+    assert not ok and "BEYOND" in why and "bound 1.6" in why  # the tolerance, as 2 x 0.4 is smaller
+
+
+def test_a_causal_backend_is_never_accepted():
+    ok, why = gpu_bench.judge_against_reference(_report("flash_attention_2", 0.1, 0.1, change=0.0),
+                                                _report("sdpa", 3.8, 5.3))
+    assert not ok and why == "not bidirectional"
+
+
+def test_verify_reruns_with_the_reference_only_when_the_backend_fails(monkeypatch, capsys):
+    import llm2vec_lite.patches as patches
+
+    import llm2vec_lite.modeling as modeling
+
+    reports = {"eager": _report("eager", 3.0, 2.0), "sdpa": _report("sdpa", 2.5, 2.6)}
+    loaded = []
+    monkeypatch.setattr(modeling, "load_model", lambda path, attn_implementation, **k: (loaded.append(
+        attn_implementation) or attn_implementation, None))
+    monkeypatch.setattr(patches, "verify", lambda model, tok: reports[model])
+    assert gpu_bench.main(["verify", "--attn", "eager", "--device", "cpu"]) == 0
+    assert loaded == ["eager", "sdpa"]
+    assert "ACCEPTED: eager padding difference 3 is within 2x" in capsys.readouterr().out
+    loaded.clear()
+    assert gpu_bench.main(["verify", "--attn", "eager", "--device", "cpu", "--reference", "none"]) == 1
+    assert loaded == ["eager"]
