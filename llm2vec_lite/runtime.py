@@ -26,7 +26,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bf16_is_fast", "cpu_has_fast_bf16", "mixed_precision", "training_device"]
+__all__ = ["PeakRSS", "bf16_is_fast", "cpu_has_fast_bf16", "current_rss_mib", "mixed_precision", "training_device"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,3 +86,58 @@ def mixed_precision(requested: str, device: torch.device | str) -> str:
             "run about 100x slower than float32. Use autocast: auto (or none) on this machine."
         )
     return mixed
+
+
+def current_rss_mib() -> float | None:
+    """Resident memory of this process now (Linux ``/proc``; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class PeakRSS:
+    """The highest resident memory seen while the block runs, sampled by a daemon thread.
+
+    ``ru_maxrss`` only knows the whole process's peak, so a conversion running three stages in one
+    process could not tell which stage needed the memory; sampling every ``interval`` seconds can.
+    A peak shorter than the interval may be missed (the forward/backward peak of a step lasts
+    seconds on a CPU). ``peak_mib`` is None where ``/proc`` is absent.
+
+    Example:
+        >>> with PeakRSS() as rss:
+        ...     train_step()
+        >>> rss.peak_mib
+    """
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.peak_mib: float | None = None
+        self._stop = None
+
+    def __enter__(self) -> PeakRSS:
+        import threading
+
+        self.peak_mib = current_rss_mib()
+        if self.peak_mib is None:
+            return self
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(self.interval):
+                now = current_rss_mib() or 0.0
+                self.peak_mib = max(self.peak_mib or 0.0, now)
+
+        self._thread = threading.Thread(target=sample, name="llm2vec-lite-rss", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._stop is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mib = max(self.peak_mib or 0.0, current_rss_mib() or 0.0)

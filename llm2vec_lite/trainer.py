@@ -45,6 +45,7 @@ from llm2vec_lite.checkpoint import (
     save_checkpoint,
 )
 from llm2vec_lite.errors import TrainingError
+from llm2vec_lite.runtime import PeakRSS
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +94,7 @@ class TrainResult:
     sequences_per_s: float
     tokens_per_s: float
     processes: int = 1
+    peak_rss_mib: float | None = None  # highest resident memory during this stage's steps (main process)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -205,59 +207,61 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
     bar = tqdm(total=s.steps, initial=step, desc=stage.kind, disable=not main, dynamic_ncols=True)
     model.train()
     t_start, seqs_total, toks_total, first_loss, loss_val = time.perf_counter(), 0, 0, None, float("nan")
-    while step < s.steps:
-        t0, loss_sum, seqs, toks = time.perf_counter(), torch.zeros((), device=acc.device), 0, 0
-        for micro in range(s.gradient_accumulation_steps):
-            batch = next(batches)
-            position += 1
-            sync = micro == s.gradient_accumulation_steps - 1  # all-reduce gradients once per step
-            if custom_backward is not None:  # GradCache runs its own chunked backward passes
-                loss = custom_backward(model, batch, scale=1 / s.gradient_accumulation_steps, accelerator=acc, sync=sync)
-            else:
-                with contextlib.nullcontext() if sync else acc.no_sync(model):
-                    loss = stage.loss(model, batch)
-                    # scale the loss so accumulated gradients average over micro-batches
-                    acc.backward(loss / s.gradient_accumulation_steps)
-            loss_sum += loss.detach().float() / s.gradient_accumulation_steps
-            seqs, toks = seqs + batch.sequences, toks + batch.tokens
-        loss_val = acc.reduce(loss_sum, reduction="mean").item()  # same value on every process
-        if not math.isfinite(loss_val):
-            last = latest_checkpoint(ckpt_root)
-            raise TrainingError(
-                f"stage {stage.kind!r}: loss is {loss_val} at step {step + 1}; weights not updated. "
-                f"Last good checkpoint: {last or 'none'}. Lower learning_rate "
-                f"(now {s.learning_rate}) or check the data."
-            )
-        grad_norm = acc.clip_grad_norm_(params, s.max_grad_norm) if s.max_grad_norm else None
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        step += 1
-        first_loss = loss_val if first_loss is None else first_loss
+    rss = PeakRSS()
+    with rss:  # this stage's memory peak, for stage.json
+        while step < s.steps:
+            t0, loss_sum, seqs, toks = time.perf_counter(), torch.zeros((), device=acc.device), 0, 0
+            for micro in range(s.gradient_accumulation_steps):
+                batch = next(batches)
+                position += 1
+                sync = micro == s.gradient_accumulation_steps - 1  # all-reduce gradients once per step
+                if custom_backward is not None:  # GradCache runs its own chunked backward passes
+                    loss = custom_backward(model, batch, scale=1 / s.gradient_accumulation_steps, accelerator=acc, sync=sync)
+                else:
+                    with contextlib.nullcontext() if sync else acc.no_sync(model):
+                        loss = stage.loss(model, batch)
+                        # scale the loss so accumulated gradients average over micro-batches
+                        acc.backward(loss / s.gradient_accumulation_steps)
+                loss_sum += loss.detach().float() / s.gradient_accumulation_steps
+                seqs, toks = seqs + batch.sequences, toks + batch.tokens
+            loss_val = acc.reduce(loss_sum, reduction="mean").item()  # same value on every process
+            if not math.isfinite(loss_val):
+                last = latest_checkpoint(ckpt_root)
+                raise TrainingError(
+                    f"stage {stage.kind!r}: loss is {loss_val} at step {step + 1}; weights not updated. "
+                    f"Last good checkpoint: {last or 'none'}. Lower learning_rate "
+                    f"(now {s.learning_rate}) or check the data."
+                )
+            grad_norm = acc.clip_grad_norm_(params, s.max_grad_norm) if s.max_grad_norm else None
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            first_loss = loss_val if first_loss is None else first_loss
 
-        dt = time.perf_counter() - t0
-        seqs, toks = seqs * acc.num_processes, toks * acc.num_processes
-        seqs_total, toks_total = seqs_total + seqs, toks_total + toks
-        record = {
-            "step": step,
-            "loss": loss_val,
-            "lr": scheduler.get_last_lr()[0],
-            "grad_norm": None if grad_norm is None else float(grad_norm),
-            "seq_per_s": seqs / dt,
-            "tok_per_s": toks / dt,
-            "time_s": time.perf_counter() - t_start,
-        }
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss_val:.4f}", seq_s=f"{seqs / dt:.1f}", tok_s=f"{toks / dt:.0f}")
-        if main and (step % s.log_every == 0 or step == s.steps):
-            with metrics_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-        if acc.trackers:
-            acc.log({f"{stage.kind}/{k}": v for k, v in record.items() if v is not None and k != "step"}, step=step)
-        if s.checkpoint_every and step % s.checkpoint_every == 0 and step < s.steps:
-            _checkpoint(acc, model, optimizer, scheduler, ckpt_root, step, position, fingerprint)
-        if exit_at == step:
-            os._exit(137)  # debug hook: die like kill -9, no cleanup
+            dt = time.perf_counter() - t0
+            seqs, toks = seqs * acc.num_processes, toks * acc.num_processes
+            seqs_total, toks_total = seqs_total + seqs, toks_total + toks
+            record = {
+                "step": step,
+                "loss": loss_val,
+                "lr": scheduler.get_last_lr()[0],
+                "grad_norm": None if grad_norm is None else float(grad_norm),
+                "seq_per_s": seqs / dt,
+                "tok_per_s": toks / dt,
+                "time_s": time.perf_counter() - t_start,
+            }
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_val:.4f}", seq_s=f"{seqs / dt:.1f}", tok_s=f"{toks / dt:.0f}")
+            if main and (step % s.log_every == 0 or step == s.steps):
+                with metrics_path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(record) + "\n")
+            if acc.trackers:
+                acc.log({f"{stage.kind}/{k}": v for k, v in record.items() if v is not None and k != "step"}, step=step)
+            if s.checkpoint_every and step % s.checkpoint_every == 0 and step < s.steps:
+                _checkpoint(acc, model, optimizer, scheduler, ckpt_root, step, position, fingerprint)
+            if exit_at == step:
+                os._exit(137)  # debug hook: die like kill -9, no cleanup
     bar.close()
     wall = time.perf_counter() - t_start
     acc.wait_for_everyone()
@@ -276,6 +280,7 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
         sequences_per_s=seqs_total / wall if wall > 0 else 0.0,
         tokens_per_s=toks_total / wall if wall > 0 else 0.0,
         processes=acc.num_processes,
+        peak_rss_mib=rss.peak_mib,
     )
 
 

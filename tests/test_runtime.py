@@ -1,0 +1,77 @@
+"""The runtime policy: bf16 only where it is fast, the OpenMP wait policy, and per-stage peak memory."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from llm2vec_lite import runtime
+
+
+@pytest.fixture
+def cpu_bf16(monkeypatch):
+    def set_fast(value: bool):
+        monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: value)
+
+    return set_fast
+
+
+def test_auto_uses_bf16_only_on_cpus_with_bf16_units(cpu_bf16):
+    cpu_bf16(True)
+    assert runtime.mixed_precision("auto", "cpu") == "bf16"
+    cpu_bf16(False)
+    assert runtime.mixed_precision("auto", "cpu") == "no"
+    assert runtime.mixed_precision("none", "cpu") == "no"
+
+
+def test_forcing_bf16_on_an_emulating_cpu_warns(cpu_bf16, caplog):
+    cpu_bf16(False)
+    with caplog.at_level(logging.WARNING, logger="llm2vec_lite.runtime"):
+        assert runtime.mixed_precision("bf16", "cpu") == "bf16"
+    assert "100x slower" in caplog.text
+    with pytest.raises(ValueError, match="valid: auto, bf16, fp16, none"):
+        runtime.mixed_precision("fp8", "cpu")
+
+
+def test_training_and_encoding_ask_the_same_question(cpu_bf16):
+    """The trainer's accelerator and the encoder's autocast agree on this machine's answer."""
+    from llm2vec_lite.encoder import Encoder
+    from llm2vec_lite.trainer import make_accelerator
+
+    model = torch.nn.Linear(2, 2)
+    for fast in (True, False):
+        cpu_bf16(fast)
+        encoder = Encoder.__new__(Encoder)  # only the precision question, no tokenizer needed
+        encoder.autocast, encoder.model = None, model
+        acc = make_accelerator("auto", cpu=True)
+        assert (acc.mixed_precision == "bf16") == fast == encoder._use_autocast(None)
+
+
+def test_peak_rss_sees_memory_used_inside_the_block():
+    if runtime.current_rss_mib() is None:
+        pytest.skip("no /proc on this system")
+    with runtime.PeakRSS(interval=0.01) as rss:
+        before = runtime.current_rss_mib()
+        block = torch.ones(64 * 2**20 // 4 * 4)  # 256 MiB, touched
+        block.add_(1)
+        del block
+    assert rss.peak_mib >= before + 200
+
+
+def test_cli_sets_a_passive_openmp_wait_policy_unless_the_user_chose():
+    code = "import os, llm2vec_lite.cli; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "ACTIVE"
+    code = "import torch, os, llm2vec_lite.cli; print(os.environ.get('OMP_WAIT_POLICY'))"
+    env.pop("OMP_WAIT_POLICY")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "None"  # too late once torch is loaded: nothing is pretended
