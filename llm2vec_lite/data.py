@@ -36,6 +36,7 @@ import torch
 
 from llm2vec_lite.errors import DataError
 from llm2vec_lite.recipe import DataSource
+from llm2vec_lite.tokenization import pad_token_id, tokenizer_adds_bos
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,27 @@ def _as_list(source: Sources) -> list[DataSource]:
     if not sources:
         raise DataError("no data sources given; a stage's data needs at least one source")
     return sources
+
+
+def read_text_file(path: str | Path, what: str) -> str:
+    """The text of a UTF-8 file, or a DataError naming ``what`` (a flag, a field) and the problem.
+
+    Raises:
+        DataError: If the file is missing, unreadable or not UTF-8 (the message gives the offset of
+            the first bad byte and how to convert the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path}: no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{what} {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            f"convert it first, e.g. iconv -f latin1 -t utf-8 {path} > fixed.txt"
+        ) from None
+    except OSError as e:
+        raise DataError(f"{what} {path}: cannot read: {e}") from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -285,14 +307,6 @@ def read_texts(source: Sources, *, column: str | None = None) -> list[str]:
 # ------------------------------------------------------------------------------------------
 
 
-def _adds_bos(tokenizer) -> bool:
-    bos = tokenizer.bos_token_id
-    if bos is None:
-        return False
-    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return len(ids) > 0 and ids[0] == bos
-
-
 def pack_texts(tokenizer, texts: Sequence[str], block_size: int) -> list[list[int]]:
     """Concatenate texts (each followed by EOS) and cut the token stream into blocks.
 
@@ -320,7 +334,7 @@ def pack_texts(tokenizer, texts: Sequence[str], block_size: int) -> list[list[in
     eos = tokenizer.eos_token_id
     if eos is None:
         raise DataError("the tokenizer has no EOS token; MNTP separates packed texts with EOS")
-    bos = tokenizer.bos_token_id if _adds_bos(tokenizer) else None
+    bos = tokenizer.bos_token_id if tokenizer_adds_bos(tokenizer) else None
     body = block_size - (1 if bos is not None else 0)
     stream: list[int] = []
     chunk = 1000
@@ -423,10 +437,7 @@ class MNTPCollator:
         self.mask_token_id = int(mask_token_id)
         self.replace_with_mask = replace_with_mask
         self.replace_with_random = replace_with_random
-        pad = tokenizer.pad_token_id
-        if pad is None:
-            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-        self.pad_token_id = int(pad)
+        self.pad_token_id = pad_token_id(tokenizer)
         self.special_ids = sorted(
             {int(i) for i in getattr(tokenizer, "all_special_ids", []) if i is not None}
         )

@@ -248,10 +248,10 @@ def _collect(name: str, source: str, rows, header_hint: str) -> StsPairs:
         s1.append(str(a))
         s2.append(str(b))
         scores.append(score)
-    if not scores:
+    if len(scores) < 2:
         raise DataError(
-            f"{source}: no usable pairs ({len(skipped)} rows skipped for an empty or non-numeric "
-            f"score). Expected {header_hint}."
+            f"{source}: {len(scores)} usable pair(s) ({len(skipped)} rows skipped for an empty or "
+            f"non-numeric score); a correlation needs at least 2. Expected {header_hint}."
         )
     return StsPairs(name, source, s1, s2, np.asarray(scores, dtype=np.float64), len(skipped), skipped[:3])
 
@@ -265,11 +265,12 @@ def read_sts_tsv(path: str | Path, name: str | None = None) -> StsPairs:
     Raises:
         DataError: If the file is missing or empty, lacks one of the columns, or has no usable row.
     """
+    from llm2vec_lite.data import read_text_file
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"STS file not found: {path}")
-    with path.open(encoding="utf-8", newline="") as f:
-        lines = f.read().splitlines()
+    lines = read_text_file(path, "STS file").splitlines()
     if not lines:
         raise DataError(f"{path}: empty file; expected a header {'<TAB>'.join(REQUIRED_COLUMNS)}")
     header = [h.strip() for h in lines[0].split("\t")]

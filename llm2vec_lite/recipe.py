@@ -685,6 +685,10 @@ def load_recipe(
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
         problems += format_validation_errors(e, raw)
+    if recipe is not None:
+        from llm2vec_lite.checks import recipe_problems  # checks that need the whole recipe
+
+        problems += recipe_problems(recipe)
     if check_paths:
         problems += _missing_paths(raw, file.parent)
     if problems or recipe is None:
