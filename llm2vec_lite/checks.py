@@ -229,7 +229,7 @@ def _architecture_problems(recipe, config: dict[str, Any] | None) -> list[str]:
     try:
         get_patch(str(model_type))
     except Llm2VecError as e:
-        return [f"base_model = {recipe.base_model}: {e} (or set bidirectional: false to train it causal)"]
+        return [f"base_model = {recipe.base_model}: {e} Or set bidirectional: false to train it causal."]
     return []
 
 
@@ -260,11 +260,14 @@ def _tokenizer_problems(recipe, tokenizer) -> list[str]:
             except ValueError as e:
                 problems.append(f"{field} = {length}: {e}")
                 break
-            if instruction and not any(rows[0].pool):
+            if not any(rows[0].pool):  # every kept token is special or instruction: the text is cut away
+                what = f"the instruction {instruction[:40]!r} and " if instruction else ""
                 problems.append(
-                    f"{field} = {length}: the instruction {instruction[:40]!r} fills all {length} tokens, so no "
-                    "text token is left to pool; raise max_length or shorten the instruction"
+                    f"{field} = {length}: {what}the special tokens fill all {length} tokens, so no text token "
+                    f"is left to pool; raise max_length"
+                    + (" or shorten the instruction" if instruction else "")
                 )
+                break
     return problems
 
 

@@ -113,7 +113,7 @@ def read_table(source: DataSource) -> tuple[list[str], list[dict[str, Any]] | li
             with path.open(encoding="utf-8") as f:
                 return ["text"], [line.rstrip("\n") for line in f]
         if fmt in ("tsv", "csv"):
-            return _read_delimited(path, fmt)
+            return _read_delimited(source, path, fmt)
         if fmt == "jsonl":
             return _read_jsonl(source, path)
         if fmt == "parquet":
@@ -130,8 +130,16 @@ def read_table(source: DataSource) -> tuple[list[str], list[dict[str, Any]] | li
     raise DataError(f"{source.origin}.format = {fmt!r}: unsupported; use txt, tsv, csv, jsonl or parquet")
 
 
-def _read_delimited(path: Path, fmt: str) -> tuple[list[str], list[dict[str, Any]]]:
+# More than this share of rows with the wrong number of cells means the file is not what the
+# header says (a wrong delimiter, quotes in an unquoted TSV): fail instead of training on the rest.
+MALFORMED_ROW_LIMIT = 0.1
+
+
+def _read_delimited(source: DataSource, path: Path, fmt: str) -> tuple[list[str], list[dict[str, Any]]]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    short: list[int] = []
+    long: list[int] = []
+    rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8", newline="") as f:
         # Our TSVs are unquoted: a double quote is literal text (see shared/data/README.md).
         tsv = fmt == "tsv"
@@ -140,10 +148,34 @@ def _read_delimited(path: Path, fmt: str) -> tuple[list[str], list[dict[str, Any
         if header is None:
             return [], []
         header = [h.strip() for h in header]
-        # A short row leaves its last cells missing (read as empty, so the row is dropped later).
-        rows = [
-            dict(zip(header, values, strict=False)) for values in reader if any(v.strip() for v in values)
-        ]
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                (short if len(values) < len(header) else long).append(reader.line_num)
+            # A short row leaves its last cells missing (read as empty, so the row is dropped later).
+            rows.append(dict(zip(header, values, strict=False)))
+    bad = len(short) + len(long)
+    if bad:
+        def lines(nums: list[int]) -> str:
+            return ", ".join(map(str, nums[:5])) + (", ..." if len(nums) > 5 else "")
+
+        parts = []
+        if short:
+            parts.append(f"{len(short)} with fewer than {len(header)} cells (lines {lines(short)}; missing cells read as empty)")
+        if long:
+            parts.append(f"{len(long)} with more than {len(header)} cells (lines {lines(long)}; extra cells ignored)")
+        message = (
+            f"{source.origin}.path = {source.path}: {bad} of {len(rows)} rows do not match the "
+            f"{len(header)}-column header: {'; '.join(parts)}"
+        )
+        if bad > 1 and bad > MALFORMED_ROW_LIMIT * len(rows):
+            sep = "a tab" if tsv else "a comma"
+            raise DataError(
+                f"{message}. More than {MALFORMED_ROW_LIMIT:.0%} of the rows: check that cells are separated "
+                f"by {sep} and the header names every column."
+            )
+        logger.warning(message)
     return header, rows
 
 
@@ -374,7 +406,7 @@ def mask_token_id(tokenizer, strategy: str) -> int:
         tok_id = tokenizer.convert_tokens_to_ids("_")
         if tok_id is None or tok_id == tokenizer.unk_token_id:
             ids = tokenizer("_", add_special_tokens=False)["input_ids"]
-            if len(ids) != 1:
+            if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:  # masking with UNK is no blank
                 raise DataError(
                     f"mask_token: blank needs a single '_' token, but this tokenizer splits '_' into {ids}; "
                     "use mask_token: eos or mask_token: mask"

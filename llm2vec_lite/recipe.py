@@ -1005,7 +1005,7 @@ def format_validation_errors(error: ValidationError, raw: dict[str, Any]) -> lis
                 path.append(seg)
                 node = node[seg] if isinstance(node, list) and seg < len(node) else _MISSING
                 continue
-            if not _is_branch_label(seg):
+            if not _is_branch_label(seg) or (isinstance(node, dict) and seg in node):  # a key written
                 path.append(seg)
                 node = node.get(seg, _MISSING) if isinstance(node, dict) else _MISSING
                 continue
