@@ -248,10 +248,10 @@ def _collect(name: str, source: str, rows, header_hint: str) -> StsPairs:
         s1.append(str(a))
         s2.append(str(b))
         scores.append(score)
-    if len(scores) < 2:
+    if not scores:
         raise DataError(
-            f"{source}: {len(scores)} usable pair(s) ({len(skipped)} rows skipped for an empty or "
-            f"non-numeric score); a correlation needs at least 2. Expected {header_hint}."
+            f"{source}: no usable pairs ({len(skipped)} rows skipped for an empty or non-numeric "
+            f"score). Expected {header_hint}."
         )
     return StsPairs(name, source, s1, s2, np.asarray(scores, dtype=np.float64), len(skipped), skipped[:3])
 
@@ -511,6 +511,12 @@ def load_sts_suite(
         datasets = [d.strip() for d in datasets.split(",") if d.strip()]
     names = list(dict.fromkeys(datasets)) if datasets else _default_names(data_dir)
     loaded = [load_sts(n, data_dir=data_dir) for n in names]
+    for pairs in loaded:  # Spearman and Pearson of one pair are undefined: fail before any model loads
+        if len(pairs) < 2:
+            raise DataError(
+                f"{pairs.source}: {len(pairs)} usable pair ({pairs.skipped} rows skipped for an empty or "
+                "non-numeric score); a correlation needs at least 2 pairs"
+            )
     skipped = {p.name: (p.skipped, p.skipped_examples) for p in loaded if p.skipped}
     if skipped:
         total = sum(n for n, _ in skipped.values())

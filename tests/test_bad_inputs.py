@@ -114,7 +114,7 @@ CASES = [
          "not UTF-8 text (byte 0xe9", setup=_write("latin1.txt", "caf\u00e9\n".encode("latin-1")), output="v.npy"),
     Case("eval-one-pair", "an STS file with a single usable pair",
          ["eval", "{P}/enc", "--data-dir", "{P}/sts", "--datasets", "one"], 1,
-         "1 usable pair(s) (1 rows skipped", setup=_write("sts/one.tsv", _STS_ONE_PAIR)),
+         "1 usable pair (1 rows skipped", setup=_write("sts/one.tsv", _STS_ONE_PAIR)),
     Case("eval-unknown-dataset", "`--datasets` naming no file",
          ["eval", "{P}/enc", "--data-dir", "{P}/sts", "--datasets", "nope"], 1, "STS dataset 'nope': none of PROJECT/sts/nope.tsv exists"),
     Case("convert-mntp-max-length", "a stage `max_length: 1` (MNTP)", [*CONVERT, "stages.0.max_length=1"], 1,
