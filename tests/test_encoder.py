@@ -147,8 +147,9 @@ def test_empty_string_gives_a_finite_unit_vector(parts, pooling, bos):
 
 
 def test_from_pretrained_rejects_bad_arguments_before_loading(tmp_path, monkeypatch):
-    from llm2vec_lite.errors import UsageError
     from transformers import PreTrainedModel
+
+    from llm2vec_lite.errors import UsageError
 
     def refuse(*a, **k):
         raise AssertionError("weights loaded")
@@ -168,7 +169,6 @@ def test_from_pretrained_rejects_bad_arguments_before_loading(tmp_path, monkeypa
 def test_window_keep_is_saved_and_honoured_by_from_pretrained(tmp_path):
     """A model patched with window='keep' keeps its sliding window after save + from_pretrained."""
     from conftest import build_tiny_model, build_tiny_tokenizer
-
     from llm2vec_lite.patches import enable_bidirectional
 
     model = enable_bidirectional(build_tiny_model("mistral", attn_implementation="sdpa"), window="keep")
@@ -191,9 +191,8 @@ def test_window_keep_is_saved_and_honoured_by_from_pretrained(tmp_path):
 def test_gemma3_encoder_asks_the_patch_registry_whether_it_is_bidirectional(tmp_path):
     """Gemma 3 says bidirectional with use_bidirectional_attention, not is_causal."""
     from conftest import build_tiny_model, build_tiny_tokenizer
-    from transformers import AutoModel
-
     from llm2vec_lite.patches import enable_bidirectional, is_bidirectional
+    from transformers import AutoModel
 
     model = enable_bidirectional(build_tiny_model("gemma3_text"))
     assert getattr(model.config, "is_causal", None) is not False  # the flag Encoder used to read
