@@ -98,8 +98,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         "causal": args.causal,
         "bidirectional": getattr(encoder, "bidirectional", not args.causal),
         "pooling": getattr(encoder, "pooling", args.pooling),
-        "max_length": args.max_length,
-        "dtype": args.dtype,
+        # what the loaded encoder really uses (not just the flags), so the JSON shows the wiring
+        "max_length": getattr(encoder, "max_length", args.max_length),
+        "dtype": _weight_dtype(encoder) or args.dtype,
+        "gguf_file": args.gguf_file,
     }
     print(format_table(results))
     if args.json_path:
@@ -110,3 +112,11 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         partial.replace(out)
         print(f"wrote {out}")
     return 0
+
+
+def _weight_dtype(encoder) -> str | None:
+    """The dtype of the loaded weights (``"float32"``...), or None for a model without parameters."""
+    try:
+        return str(next(encoder.model.parameters()).dtype).removeprefix("torch.")
+    except (AttributeError, StopIteration, TypeError):
+        return None
