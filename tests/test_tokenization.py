@@ -87,8 +87,9 @@ def test_rows_pad_to_the_longest():
 
 def test_one_padding_fallback_for_every_padder(tiny_tokenizer):
     """Encoder, stages, the MNTP collator and verify all pad with tokenization.pad_token_id."""
-    from llm2vec_lite.data import MNTPCollator
     from llm2vec_lite.patches.verify import _sequences
+
+    from llm2vec_lite.data import MNTPCollator
     from llm2vec_lite.tokenization import pad_token_id
 
     tok = tiny_tokenizer()
