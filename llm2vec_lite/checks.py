@@ -214,7 +214,7 @@ def _read_base_config(recipe) -> tuple[dict[str, Any] | None, list[str], str, st
         return config, [], path, None
     from llm2vec_lite.patches import _read_config_dict  # a hub id: whatever is cached or reachable
 
-    config = _read_config_dict(path, {})
+    config = _read_config_dict(path, {"revision": recipe.revision} if getattr(recipe, "revision", None) else {})
     if config is None:
         logger.info("base_model %s: config not reachable now; the architecture is checked when it loads", path)
     return config, [], path, None
@@ -252,7 +252,10 @@ def _tokenizer_problems(recipe, tokenizer) -> list[str]:
                     problems.append(f"stages[{i}].mask_token = {stage.mask_token}: {e}")
             continue
         instructions = [getattr(stage, "query_instruction", None), getattr(stage, "document_instruction", None)]
-        for instruction in [None, *[x for x in instructions if x]]:
+        for src in stage.sources():  # per-source instructions (instruction_column cells are per row)
+            instructions += [getattr(src, "query_instruction", None), getattr(src, "document_instruction", None)]
+        instructions = list(dict.fromkeys(x for x in instructions if x))
+        for instruction in [None, *instructions]:
             try:
                 rows = encode_rows(
                     tokenizer, ["a"], max_length=length, instruction=instruction, add_eos=needs_eos(recipe.pooling)
@@ -351,7 +354,8 @@ def preflight(recipe, *, stages: dict[int, Any] | None = None, processes: int | 
         from llm2vec_lite.modeling import load_tokenizer
 
         try:
-            tokenizer = load_tokenizer(path, gguf_file=gguf_file)
+            revision = getattr(recipe, "revision", None)
+            tokenizer = load_tokenizer(path, gguf_file=gguf_file, **({"revision": revision} if revision else {}))
         except Exception as e:  # noqa: BLE001 (tokenizer loaders raise many types)
             problems.append(f"base_model = {recipe.base_model}: cannot load its tokenizer: {type(e).__name__}: {e}")
     if tokenizer is not None:
