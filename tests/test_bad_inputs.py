@@ -70,12 +70,15 @@ def _model_folder(name: str, *, model_type: str | None = None, word_tokenizer: b
             config = json.loads((dest / "config.json").read_text())
             config["model_type"] = model_type
             (dest / "config.json").write_text(json.dumps(config))
-        if word_tokenizer:
-            from conftest import build_tiny_tokenizer
+        if word_tokenizer:  # tests/conftest.py's word-level tokenizer: '_' is not one of its tokens
+            import importlib.util
 
+            spec = importlib.util.spec_from_file_location("_root_conftest", Path(__file__).parent / "conftest.py")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
             for f in dest.glob("tokenizer*"):
                 f.unlink()
-            build_tiny_tokenizer().save_pretrained(dest)
+            module.build_tiny_tokenizer().save_pretrained(dest)
 
     return setup
 

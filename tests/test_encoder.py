@@ -166,10 +166,11 @@ def test_from_pretrained_rejects_bad_arguments_before_loading(tmp_path, monkeypa
             Encoder.from_pretrained(tmp_path, **kwargs)
 
 
-def test_window_keep_is_saved_and_honoured_by_from_pretrained(tmp_path):
+def test_window_keep_is_saved_and_honoured_by_from_pretrained(tmp_path, tiny_model, tiny_tokenizer):
     """A model patched with window='keep' keeps its sliding window after save + from_pretrained."""
-    from conftest import build_tiny_model, build_tiny_tokenizer
     from llm2vec_lite.patches import enable_bidirectional
+
+    build_tiny_model, build_tiny_tokenizer = tiny_model, tiny_tokenizer
 
     model = enable_bidirectional(build_tiny_model("mistral", attn_implementation="sdpa"), window="keep")
     assert model.config.sliding_window == 4
@@ -188,10 +189,11 @@ def test_window_keep_is_saved_and_honoured_by_from_pretrained(tmp_path):
     assert not np.allclose(full.encode(long)[0], enc.encode(long)[0], atol=1e-4)  # the window mattered
 
 
-def test_gemma3_encoder_asks_the_patch_registry_whether_it_is_bidirectional(tmp_path):
+def test_gemma3_encoder_asks_the_patch_registry_whether_it_is_bidirectional(tmp_path, tiny_model, tiny_tokenizer):
     """Gemma 3 says bidirectional with use_bidirectional_attention, not is_causal."""
-    from conftest import build_tiny_model, build_tiny_tokenizer
     from llm2vec_lite.patches import enable_bidirectional, is_bidirectional
+
+    build_tiny_model, build_tiny_tokenizer = tiny_model, tiny_tokenizer
     from transformers import AutoModel
 
     model = enable_bidirectional(build_tiny_model("gemma3_text"))

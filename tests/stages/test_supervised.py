@@ -49,13 +49,13 @@ def test_pairs_without_hard_negatives_use_in_batch_negatives_only(recipe):
     batch = next(stage.batches(0))
     assert batch.sequences == 2 * 4
     rows = [stage.rows_data[i] for i in stage.sampler.batch(0)]
-    assert all(len(r) == 2 for r in rows)  # the negative column was never read
+    assert all(len(r.texts) == 2 for r in rows)  # the negative column was never read
 
     def emb(texts):
         return embed(model, tokenize(tok, texts, max_length=64), "mean")
 
     negatives = [line.split("\t")[2] for line in (recipe.base_dir / "triplets.tsv").read_text().splitlines()[1:]]
-    q, pos = emb([r[0] for r in rows]), emb([r[1] for r in rows])
+    q, pos = emb([r.texts[0] for r in rows]), emb([r.texts[1] for r in rows])
     neg = emb(negatives[:4])
     loss = stage.loss(model, batch)
     torch.testing.assert_close(loss, info_nce(q, pos, 0.05), rtol=1e-4, atol=1e-5)  # pool = the positives
