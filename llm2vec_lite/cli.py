@@ -59,18 +59,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except Llm2VecError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except (FileNotFoundError, NotADirectoryError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except OSError as e:  # transformers' "not a local folder and not on the hub" and friends
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    except Llm2VecError as e:  # usage errors exit 2, everything else 1 (docs/errors.md)
+        return _fail(e, e.exit_code, args.verbose)
+    except OSError as e:  # a missing file, transformers' "not a local folder and not on the hub" ...
+        return _fail(e, 1, args.verbose)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _fail(error: BaseException, code: int, verbose: bool) -> int:
+    """Print ``error: MESSAGE`` (no traceback unless --verbose) and return the exit status."""
+    if verbose:
+        logging.getLogger("llm2vec_lite").debug("traceback", exc_info=error)
+    print(f"error: {error}", file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import torch
 
 from llm2vec_lite.errors import DataError
 from llm2vec_lite.recipe import DataSource
+from llm2vec_lite.tokenization import pad_token_id, tokenizer_adds_bos
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,27 @@ def _as_list(source: Sources) -> list[DataSource]:
     if not sources:
         raise DataError("no data sources given; a stage's data needs at least one source")
     return sources
+
+
+def read_text_file(path: str | Path, what: str) -> str:
+    """The text of a UTF-8 file, or a DataError naming ``what`` (a flag, a field) and the problem.
+
+    Raises:
+        DataError: If the file is missing, unreadable or not UTF-8 (the message gives the offset of
+            the first bad byte and how to convert the file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path}: no such file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(
+            f"{what} {path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
+            f"convert it first, e.g. iconv -f latin1 -t utf-8 {path} > fixed.txt"
+        ) from None
+    except OSError as e:
+        raise DataError(f"{what} {path}: cannot read: {e}") from None
 
 
 # ------------------------------------------------------------------------------------------
@@ -95,7 +117,7 @@ def read_table(source: DataSource) -> tuple[list[str], list[dict[str, Any]] | li
             with path.open(encoding="utf-8") as f:
                 return ["text"], [line.rstrip("\n") for line in f]
         if fmt in ("tsv", "csv"):
-            return _read_delimited(path, fmt)
+            return _read_delimited(source, path, fmt)
         if fmt == "jsonl":
             return _read_jsonl(source, path)
         if fmt == "parquet":
@@ -112,8 +134,16 @@ def read_table(source: DataSource) -> tuple[list[str], list[dict[str, Any]] | li
     raise DataError(f"{source.origin}.format = {fmt!r}: unsupported; use txt, tsv, csv, jsonl or parquet")
 
 
-def _read_delimited(path: Path, fmt: str) -> tuple[list[str], list[dict[str, Any]]]:
+# More than this share of rows with the wrong number of cells means the file is not what the
+# header says (a wrong delimiter, quotes in an unquoted TSV): fail instead of training on the rest.
+MALFORMED_ROW_LIMIT = 0.1
+
+
+def _read_delimited(source: DataSource, path: Path, fmt: str) -> tuple[list[str], list[dict[str, Any]]]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    short: list[int] = []
+    long: list[int] = []
+    rows: list[dict[str, Any]] = []
     with path.open(encoding="utf-8", newline="") as f:
         # Our TSVs are unquoted: a double quote is literal text (see shared/data/README.md).
         tsv = fmt == "tsv"
@@ -122,10 +152,34 @@ def _read_delimited(path: Path, fmt: str) -> tuple[list[str], list[dict[str, Any
         if header is None:
             return [], []
         header = [h.strip() for h in header]
-        # A short row leaves its last cells missing (read as empty, so the row is dropped later).
-        rows = [
-            dict(zip(header, values, strict=False)) for values in reader if any(v.strip() for v in values)
-        ]
+        for values in reader:
+            if not any(v.strip() for v in values):
+                continue
+            if len(values) != len(header):
+                (short if len(values) < len(header) else long).append(reader.line_num)
+            # A short row leaves its last cells missing (read as empty, so the row is dropped later).
+            rows.append(dict(zip(header, values, strict=False)))
+    bad = len(short) + len(long)
+    if bad:
+        def lines(nums: list[int]) -> str:
+            return ", ".join(map(str, nums[:5])) + (", ..." if len(nums) > 5 else "")
+
+        parts = []
+        if short:
+            parts.append(f"{len(short)} with fewer than {len(header)} cells (lines {lines(short)}; missing cells read as empty)")
+        if long:
+            parts.append(f"{len(long)} with more than {len(header)} cells (lines {lines(long)}; extra cells ignored)")
+        message = (
+            f"{source.origin}.path = {source.path}: {bad} of {len(rows)} rows do not match the "
+            f"{len(header)}-column header: {'; '.join(parts)}"
+        )
+        if bad > 1 and bad > MALFORMED_ROW_LIMIT * len(rows):
+            sep = "a tab" if tsv else "a comma"
+            raise DataError(
+                f"{message}. More than {MALFORMED_ROW_LIMIT:.0%} of the rows: check that cells are separated "
+                f"by {sep} and the header names every column."
+            )
+        logger.warning(message)
     return header, rows
 
 
@@ -355,14 +409,6 @@ def read_texts(source: Sources, *, column: str | None = None) -> list[str]:
 # ------------------------------------------------------------------------------------------
 
 
-def _adds_bos(tokenizer) -> bool:
-    bos = tokenizer.bos_token_id
-    if bos is None:
-        return False
-    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return len(ids) > 0 and ids[0] == bos
-
-
 def pack_texts(tokenizer, texts: Sequence[str], block_size: int) -> list[list[int]]:
     """Concatenate texts (each followed by EOS) and cut the token stream into blocks.
 
@@ -390,7 +436,7 @@ def pack_texts(tokenizer, texts: Sequence[str], block_size: int) -> list[list[in
     eos = tokenizer.eos_token_id
     if eos is None:
         raise DataError("the tokenizer has no EOS token; MNTP separates packed texts with EOS")
-    bos = tokenizer.bos_token_id if _adds_bos(tokenizer) else None
+    bos = tokenizer.bos_token_id if tokenizer_adds_bos(tokenizer) else None
     body = block_size - (1 if bos is not None else 0)
     stream: list[int] = []
     chunk = 1000
@@ -430,7 +476,7 @@ def mask_token_id(tokenizer, strategy: str) -> int:
         tok_id = tokenizer.convert_tokens_to_ids("_")
         if tok_id is None or tok_id == tokenizer.unk_token_id:
             ids = tokenizer("_", add_special_tokens=False)["input_ids"]
-            if len(ids) != 1:
+            if len(ids) != 1 or ids[0] == tokenizer.unk_token_id:  # masking with UNK is no blank
                 raise DataError(
                     f"mask_token: blank needs a single '_' token, but this tokenizer splits '_' into {ids}; "
                     "use mask_token: eos or mask_token: mask"
@@ -493,10 +539,7 @@ class MNTPCollator:
         self.mask_token_id = int(mask_token_id)
         self.replace_with_mask = replace_with_mask
         self.replace_with_random = replace_with_random
-        pad = tokenizer.pad_token_id
-        if pad is None:
-            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-        self.pad_token_id = int(pad)
+        self.pad_token_id = pad_token_id(tokenizer)
         self.special_ids = sorted(
             {int(i) for i in getattr(tokenizer, "all_special_ids", []) if i is not None}
         )

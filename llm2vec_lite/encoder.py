@@ -31,7 +31,6 @@ with Large Language Models", arXiv:2401.00368 (the ``Instruct: ...\\nQuery: `` f
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -85,11 +84,14 @@ class Encoder:
         document_instruction: prefix used by :meth:`encode_documents` (usually ``None``).
         autocast: ``None`` (auto: bf16 on CUDA and on CPUs with AMX/AVX512-BF16 when the weights
             are float32), ``True`` (bf16 autocast always) or ``False`` (run in the weights' dtype).
-        bidirectional: whether the model attends both ways; ``None`` reads it from
-            ``model.config.is_causal``. Saved with the folder so the causal baseline stays causal.
+        bidirectional: whether the model attends both ways; ``None`` asks the model's patch
+            (:func:`llm2vec_lite.patches.is_bidirectional`). Saved with the folder so the causal
+            baseline stays causal.
+        window: the sliding-window choice the model was patched with (``"full"`` or ``"keep"``,
+            docs/patches.md); saved so :meth:`from_pretrained` re-patches the same way.
 
     Raises:
-        ValueError: If ``pooling`` is unknown or ``max_length`` < 1.
+        UsageError: If ``pooling`` or ``window`` is unknown or ``max_length`` < 1 (a ``ValueError``).
     """
 
     def __init__(
@@ -103,10 +105,14 @@ class Encoder:
         document_instruction: str | None = None,
         autocast: bool | None = None,
         bidirectional: bool | None = None,
+        window: str = "full",
     ) -> None:
+        from llm2vec_lite.checks import check_max_length, check_window
+        from llm2vec_lite.patches import is_bidirectional
+
         check_pooling(pooling)
-        if int(max_length) < 1:
-            raise ValueError(f"max_length must be >= 1, got {max_length}")
+        check_max_length(max_length)
+        self.window = check_window(window)
         self.model = _backbone(model)
         self.tokenizer = tokenizer
         self.pooling = pooling
@@ -115,7 +121,7 @@ class Encoder:
         self.document_instruction = document_instruction
         self.autocast = autocast
         if bidirectional is None:
-            bidirectional = getattr(getattr(self.model, "config", None), "is_causal", True) is False
+            bidirectional = is_bidirectional(self.model)
         self.bidirectional = bool(bidirectional)
         # Right padding by default; left gives the same vectors (tests check it), some kernels prefer it.
         self.padding_side: PaddingSide = "right"
@@ -133,6 +139,7 @@ class Encoder:
         attn_implementation: str | None = None,
         gguf_file: str | None = None,
         bidirectional: bool | None = None,
+        window: str | None = None,
         **hf_kwargs: Any,
     ) -> Encoder:
         """Load an encoder folder, a plain decoder (hub id or folder) or a GGUF file.
@@ -151,6 +158,8 @@ class Encoder:
             gguf_file: GGUF file name inside ``path_or_id``.
             bidirectional: ``None`` = the folder's setting, else ``True``; ``False`` loads the
                 causal baseline.
+            window: ``None`` = the folder's saved window (``"full"`` for plain decoders), or
+                ``"full"`` / ``"keep"`` (docs/patches.md).
             **hf_kwargs: passed to ``from_pretrained`` (``revision``, ``trust_remote_code``...).
                 Remote code only runs when you pass ``trust_remote_code=True``.
 
@@ -160,13 +169,21 @@ class Encoder:
         Raises:
             FileNotFoundError: If ``path_or_id`` is a folder with neither ``config.json`` nor a
                 ``.gguf`` file, or a ``.gguf`` path that does not exist.
-            ValueError: If ``pooling`` is unknown.
+            UsageError: If ``pooling``, ``max_length``, ``dtype``, ``device`` or ``window`` cannot
+                work (checked before anything loads).
+            ModelError: If the folder's ``llm2vec_lite.json`` is malformed.
             UnsupportedArchitectureError: If the model family has no bidirectional patch.
         """
+        from llm2vec_lite.checks import check_device, check_dtype, check_max_length, check_window
         from llm2vec_lite.modeling import load_model
 
         if pooling is not None:
             check_pooling(pooling)
+        check_max_length(max_length)
+        check_dtype(dtype)
+        check_device(device)
+        if window is not None:
+            check_window(window)
         path = os.path.expanduser(os.fspath(path_or_id))
         settings: dict[str, Any] = {}
         if os.path.isdir(path):
@@ -175,6 +192,7 @@ class Encoder:
                 gguf_file = _single_gguf(path)
         if bidirectional is None:
             bidirectional = bool(settings.get("bidirectional", True))
+        window = window or settings.get("window", "full")
         model, tokenizer = load_model(
             path,
             head="base",
@@ -183,6 +201,7 @@ class Encoder:
             gguf_file=gguf_file,
             device=device,
             bidirectional=bidirectional,
+            window=window,
             **hf_kwargs,
         )
         model.eval()
@@ -194,6 +213,7 @@ class Encoder:
             query_instruction=settings.get("query_instruction"),
             document_instruction=settings.get("document_instruction"),
             bidirectional=bidirectional,
+            window=window,
         )
 
     # ------------------------------------------------------------------ encoding
@@ -340,22 +360,22 @@ class Encoder:
                 "Encoder(model.merge_and_unload(), tokenizer, ...)."
             )
         from llm2vec_lite import __version__
+        from llm2vec_lite.patches import is_bidirectional, mark_bidirectional
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         config = self.model.config
-        previous = getattr(config, "is_causal", None)
-        # transformers builds a bidirectional mask when config.is_causal is False, so a plain
-        # AutoModel.from_pretrained(folder) (and sentence-transformers) attends both ways.
-        config.is_causal = not self.bidirectional
+        # The saved config.json must say what this encoder is, in the flag the family's plain
+        # reload reads (is_causal, or Gemma 3's use_bidirectional_attention), so AutoModel and
+        # sentence-transformers attend the same way. A patched model already says so.
+        if is_bidirectional(config) != self.bidirectional:
+            marked = copy.deepcopy(config)
+            mark_bidirectional(marked, self.bidirectional)
+            self.model.config = marked
         try:
             self.model.save_pretrained(folder)
         finally:
-            if previous is None:
-                with contextlib.suppress(AttributeError):
-                    del config.is_causal
-            else:
-                config.is_causal = previous
+            self.model.config = config
         _tokenizer_for_export(self.tokenizer, self.pooling).save_pretrained(folder)
 
         settings = {
@@ -365,6 +385,7 @@ class Encoder:
             "query_instruction": self.query_instruction,
             "document_instruction": self.document_instruction,
             "bidirectional": self.bidirectional,
+            "window": self.window,
             "library_version": __version__,
         }
         _write_json(folder / SETTINGS_FILE, settings)
@@ -378,7 +399,7 @@ class Encoder:
         name = getattr(getattr(self.model, "config", None), "_name_or_path", "") or type(self.model).__name__
         return (
             f"Encoder({name!r}, dim={self.dim}, pooling={self.pooling!r}, max_length={self.max_length}, "
-            f"bidirectional={self.bidirectional})"
+            f"bidirectional={self.bidirectional}, window={self.window!r})"
         )
 
 
@@ -402,16 +423,35 @@ def _progress(it, show: bool):
 
 
 def _read_settings(folder: str) -> dict[str, Any]:
+    """The folder's ``llm2vec_lite.json`` (``{}`` when absent), checked before the model loads.
+
+    Raises:
+        ModelError: If the file is not a JSON object or holds a value no encoder can have.
+    """
+    from llm2vec_lite.checks import check_max_length, check_window
+    from llm2vec_lite.errors import Llm2VecError, ModelError
+
     path = os.path.join(folder, SETTINGS_FILE)
     if not os.path.isfile(path):
         return {}
+    hint = "re-save the encoder with Encoder.save_pretrained, or fix the file by hand"
     try:
         with open(path, encoding="utf-8") as f:
             settings = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path} is not valid JSON ({e}); re-save the encoder with save_pretrained.") from None
-    if "pooling" in settings:
-        check_pooling(settings["pooling"])
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: not valid JSON ({e}); {hint}") from None
+    if not isinstance(settings, dict):
+        raise ModelError(f"{path}: expected a JSON object of settings, got {type(settings).__name__}; {hint}")
+    try:
+        if "pooling" in settings:
+            check_pooling(settings["pooling"])
+        check_max_length(settings.get("max_length"))
+        check_window(settings.get("window", "full"))
+    except Llm2VecError as e:
+        raise ModelError(f"{path}: {e}; {hint}") from None
+    for key in ("query_instruction", "document_instruction"):
+        if settings.get(key) is not None and not isinstance(settings[key], str):
+            raise ModelError(f"{path}: {key} must be a string or null, got {settings[key]!r}; {hint}")
     return settings
 
 

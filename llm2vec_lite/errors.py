@@ -9,7 +9,27 @@ from __future__ import annotations
 
 
 class Llm2VecError(Exception):
-    """Base class of every error llm2vec-lite raises on purpose."""
+    """Base class of every error llm2vec-lite raises on purpose.
+
+    ``exit_code`` is the status the CLI exits with: 1 (bad input or a failed run) unless a
+    subclass says otherwise.
+    """
+
+    exit_code = 1
+
+
+class UsageError(Llm2VecError, ValueError):
+    """An argument (a CLI flag or a function parameter) has a value that cannot work.
+
+    The message names the flag or parameter, the value seen and what would be valid. The CLI exits
+    with status 2 for it, as argparse does for a malformed command line.
+    """
+
+    exit_code = 2
+
+
+class ModelError(Llm2VecError, ValueError):
+    """A model folder or file is incomplete or malformed (no ``config.json``, bad settings JSON)."""
 
 
 class RecipeError(Llm2VecError, ValueError):

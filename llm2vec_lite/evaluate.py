@@ -265,11 +265,12 @@ def read_sts_tsv(path: str | Path, name: str | None = None) -> StsPairs:
     Raises:
         DataError: If the file is missing or empty, lacks one of the columns, or has no usable row.
     """
+    from llm2vec_lite.data import read_text_file
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"STS file not found: {path}")
-    with path.open(encoding="utf-8", newline="") as f:
-        lines = f.read().splitlines()
+    lines = read_text_file(path, "STS file").splitlines()
     if not lines:
         raise DataError(f"{path}: empty file; expected a header {'<TAB>'.join(REQUIRED_COLUMNS)}")
     header = [h.strip() for h in lines[0].split("\t")]
@@ -510,6 +511,12 @@ def load_sts_suite(
         datasets = [d.strip() for d in datasets.split(",") if d.strip()]
     names = list(dict.fromkeys(datasets)) if datasets else _default_names(data_dir)
     loaded = [load_sts(n, data_dir=data_dir) for n in names]
+    for pairs in loaded:  # Spearman and Pearson of one pair are undefined: fail before any model loads
+        if len(pairs) < 2:
+            raise DataError(
+                f"{pairs.source}: {len(pairs)} usable pair ({pairs.skipped} rows skipped for an empty or "
+                "non-numeric score); a correlation needs at least 2 pairs"
+            )
     skipped = {p.name: (p.skipped, p.skipped_examples) for p in loaded if p.skipped}
     if skipped:
         total = sum(n for n, _ in skipped.values())

@@ -43,10 +43,12 @@ def cosine_scores(queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tens
         candidates: (n_candidates, dim).
 
     Returns:
-        (n_queries, n_candidates) similarities in [-1, 1], computed in float32.
+        (n_queries, n_candidates) similarities in [-1, 1], computed in float32 (float64 inputs stay
+        float64, so ``torch.autograd.gradcheck`` can check the real loss).
     """
-    q = F.normalize(queries.float(), dim=-1)
-    c = F.normalize(candidates.float(), dim=-1)
+    dtype = torch.promote_types(torch.promote_types(queries.dtype, candidates.dtype), torch.float32)
+    q = F.normalize(queries.to(dtype), dim=-1)
+    c = F.normalize(candidates.to(dtype), dim=-1)
     return q @ c.T  # (n_queries, n_candidates)
 
 

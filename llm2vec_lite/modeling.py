@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import torch
 
+from llm2vec_lite.errors import UsageError
 from llm2vec_lite.paths import PACKAGE_PREFIX, resolve_model_path  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
@@ -26,20 +27,21 @@ _DTYPES = {
     "float16": torch.float16,
     "fp16": torch.float16,
 }
+DTYPE_NAMES = tuple(_DTYPES)  # what --dtype and the recipe accept, besides "auto"
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
     """Map a recipe/CLI dtype name to a ``torch.dtype`` (``"auto"`` and ``None`` pass through).
 
     Raises:
-        ValueError: If the name is unknown.
+        UsageError: If the name is unknown (a ``ValueError``).
     """
     if dtype is None or isinstance(dtype, torch.dtype) or dtype == "auto":
         return dtype
     try:
         return _DTYPES[dtype]
-    except KeyError:
-        raise ValueError(f"Unknown dtype {dtype!r}. Valid: auto, {', '.join(_DTYPES)}.") from None
+    except (KeyError, TypeError):
+        raise UsageError(f"Unknown dtype {dtype!r}. Valid: auto, {', '.join(_DTYPES)}.") from None
 
 
 def resolve_gguf(path_or_id: str | Path, gguf_file: str | None = None) -> tuple[str, str | None]:

@@ -243,15 +243,18 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
         ``output_dir/final``.
 
     Raises:
-        RecipeError: If a stage folder holds another recipe's results and ``overwrite`` is False.
+        RecipeError: If a stage folder holds another recipe's results and ``overwrite`` is False, or
+            :func:`llm2vec_lite.checks.preflight` finds a problem (before any model loads).
         DataError: If any stage's data is missing, empty or lacks columns (before any model loads).
         TrainingError: If a stage's loss becomes NaN or inf.
     """
+    from llm2vec_lite.checks import preflight
     from llm2vec_lite.stages import get_stage
 
     plans = plan(recipe, count_lora=dry_run)
     if dry_run:
         print(format_plan(recipe, plans))
+        preflight(recipe)  # what would stop the run, found without weights
         return Path(recipe.final_dir)
     conflicts = [p for p in plans if p.action == "conflict"]
     if conflicts and not overwrite:
@@ -264,6 +267,7 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
     for p, stage in zip(plans, stages, strict=True):  # all data problems before any model loads
         if p.action != "skip":
             stage.check_data()
+    preflight(recipe, stages={p.index: s for p, s in zip(plans, stages, strict=True) if p.action != "skip"})
     _refuse_pickled_weights(recipe)
 
     from llm2vec_lite.trainer import make_accelerator
@@ -280,6 +284,10 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
     final = Path(recipe.final_dir)
     if acc.is_main_process and (ran_any or not final.exists()):
         _write_final(recipe, final)
+    if acc.is_main_process and recipe.eval is not None and (ran_any or not (final / "eval.json").exists()):
+        from llm2vec_lite.recipe_eval import evaluate_final
+
+        evaluate_final(recipe, final)
     acc.wait_for_everyone()
     return final
 
@@ -430,7 +438,9 @@ def _write_final(recipe, final: Path) -> None:
         str(last), head="base", dtype=recipe.dtype, attn_implementation=recipe.attn_implementation,
         bidirectional=recipe.bidirectional, window=recipe.window,
     )
-    encoder = Encoder(model, tokenizer, bidirectional=recipe.bidirectional, **_final_settings(recipe))
+    encoder = Encoder(
+        model, tokenizer, bidirectional=recipe.bidirectional, window=recipe.window, **_final_settings(recipe)
+    )
     with atomic_dir(final) as tmp:
         encoder.save_pretrained(tmp, model_card=_model_card(recipe))
         settings_file = tmp / "llm2vec_lite.json"  # evaluation reports read the recipe from here

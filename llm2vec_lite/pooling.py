@@ -21,9 +21,11 @@ POOLING_MODES = ("mean", "weighted_mean", "last_token", "first_token")
 
 
 def check_pooling(mode: str) -> str:
-    """Return ``mode`` or raise ``ValueError`` listing the valid modes."""
+    """Return ``mode`` or raise ``UsageError`` (a ``ValueError``) listing the valid modes."""
     if mode not in POOLING_MODES:
-        raise ValueError(f"Unknown pooling mode {mode!r}. Valid modes: {', '.join(POOLING_MODES)}.")
+        from llm2vec_lite.errors import UsageError
+
+        raise UsageError(f"Unknown pooling mode {mode!r}. Valid modes: {', '.join(POOLING_MODES)}.")
     return mode
 
 

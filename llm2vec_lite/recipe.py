@@ -768,15 +768,37 @@ def load_recipe(
         recipe = Recipe.model_validate(raw)
     except ValidationError as e:
         problems += format_validation_errors(e, raw)
+    if recipe is not None:
+        from llm2vec_lite.checks import recipe_problems  # checks that need the whole recipe
+
+        problems += recipe_problems(recipe)
     if check_paths:
         problems += _missing_paths(raw, file.parent)
     if problems or recipe is None:
         raise RecipeError(_problem_report(label, problems))
 
     recipe._source_path = file
+    if shipped:  # the package folder is no place to write: output goes under the current folder
+        recipe.output_dir = _under_current_folder(recipe.output_dir)
     _resolve_paths(recipe, file.parent, output_base=Path.cwd() if shipped else file.parent)
     _set_origins(recipe, label)
     return recipe
+
+
+def _under_current_folder(path: str) -> str:
+    """A relative ``path`` with its leading ``../`` parts dropped (absolute paths unchanged).
+
+    The shipped CPU recipes say ``output_dir: ../runs/NAME``: from their ``recipes/`` folder that is
+    ``runs/NAME`` at the repository root. Loaded by name, the same recipe writes ``./runs/NAME``
+    under the current folder, never above it, so both ways agree when run from the repository root.
+    """
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return str(p)
+    parts = list(p.parts)
+    while parts and parts[0] in ("..", "."):
+        parts.pop(0)
+    return str(Path(*parts)) if parts else "."
 
 
 def _problem_report(label: str, problems: list[str]) -> str:
@@ -1084,7 +1106,7 @@ def format_validation_errors(error: ValidationError, raw: dict[str, Any]) -> lis
                 path.append(seg)
                 node = node[seg] if isinstance(node, list) and seg < len(node) else _MISSING
                 continue
-            if not _is_branch_label(seg):
+            if not _is_branch_label(seg) or (isinstance(node, dict) and seg in node):  # a key written
                 path.append(seg)
                 node = node.get(seg, _MISSING) if isinstance(node, dict) else _MISSING
                 continue

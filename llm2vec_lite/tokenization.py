@@ -21,6 +21,8 @@ from typing import Literal
 
 import torch
 
+from llm2vec_lite.errors import UsageError
+
 PaddingSide = Literal["left", "right"]
 
 
@@ -83,20 +85,43 @@ class TokenizedRow:
     truncated: bool = False
 
 
+def added_special_tokens(tokenizer) -> tuple[bool, bool]:
+    """``(adds_bos, appends_eos)``: whether the tokenizer puts its BOS first / its EOS last.
+
+    The one probe of what a tokenizer adds by itself (MNTP packing, last-token pooling and the
+    exported tokenizer all ask it): tokenize ``"a"`` with special tokens and look at the ends.
+    """
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    adds_bos = bos is not None and len(ids) > 0 and ids[0] == bos
+    appends_eos = eos is not None and len(ids) > 0 and ids[-1] == eos
+    return adds_bos, appends_eos
+
+
 def tokenizer_appends_eos(tokenizer) -> bool:
     """True when the tokenizer already ends every sequence with its EOS token."""
-    eos = tokenizer.eos_token_id
-    if eos is None:
-        return False
-    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return len(ids) > 0 and ids[-1] == eos
+    return added_special_tokens(tokenizer)[1]
 
 
-def _pad_id(tokenizer) -> int:
+def tokenizer_adds_bos(tokenizer) -> bool:
+    """True when the tokenizer starts every sequence with its BOS token (Llama, Gemma)."""
+    return added_special_tokens(tokenizer)[0]
+
+
+def pad_token_id(tokenizer) -> int:
+    """The id used for padding: the pad token, else EOS, else UNK, else 0.
+
+    The one fallback every padder uses (encoder, training stages, MNTP collator, ``verify``):
+    padding is never attended to, so any id works, but the same one everywhere keeps padded
+    batches identical between training, encoding and checks.
+    """
     for tok_id in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id):
         if tok_id is not None:
             return int(tok_id)
     return 0
+
+
+_pad_id = pad_token_id  # the old private name, still imported by the training stages
 
 
 def _trailing_special(special: list[int]) -> int:
@@ -177,7 +202,7 @@ def encode_rows(
         tail = _trailing_special(list(special))
         limit = max_length - tail - (1 if append_eos else 0)
         if limit < 1:
-            raise ValueError(
+            raise UsageError(
                 f"max_length={max_length} is too small: it must hold at least one token plus "
                 f"{tail + int(append_eos)} special token(s). Use max_length >= {tail + int(append_eos) + 1}."
             )
@@ -190,7 +215,7 @@ def encode_rows(
         if append_eos:
             ids, pool = ids + [eos], pool + [0]
         if not ids:  # an empty text with a tokenizer that adds nothing
-            ids, pool = [eos if eos is not None else _pad_id(tokenizer)], [0]
+            ids, pool = [eos if eos is not None else pad_token_id(tokenizer)], [0]
         rows.append(TokenizedRow(ids, pool, truncated))
     return rows
 
@@ -248,4 +273,4 @@ def tokenize(
         ValueError: If ``max_length`` cannot hold a token and the special tokens.
     """
     rows = encode_rows(tokenizer, texts, max_length=max_length, instruction=instruction, add_eos=add_eos)
-    return pad_rows(rows, pad_id=_pad_id(tokenizer), padding_side=padding_side)
+    return pad_rows(rows, pad_id=pad_token_id(tokenizer), padding_side=padding_side)

@@ -48,6 +48,8 @@ from llm2vec_lite.patches.base import (
 )
 from llm2vec_lite.patches.verify import VerifyReport, verify
 
+from llm2vec_lite.errors import PatchError
+
 __all__ = [
     "NO_WINDOW",
     "WINDOWS",
@@ -55,6 +57,8 @@ __all__ = [
     "VerifyReport",
     "enable_bidirectional",
     "get_patch",
+    "is_bidirectional",
+    "mark_bidirectional",
     "prepare_config",
     "register_patch",
     "registered_patches",
@@ -92,6 +96,32 @@ def enable_bidirectional(model, *, window: str = "full"):
     patch.apply(inner, window=window)
     logger.debug("bidirectional patch %s applied (window=%s)", type(patch).__name__, window)
     return model
+
+
+def _family(config):
+    """The registered patch class for ``config.model_type``, or the default mechanism's class."""
+    try:
+        return type(get_patch(getattr(config, "model_type", None) or ""))
+    except PatchError:
+        return BidirectionalPatch
+
+
+def is_bidirectional(model_or_config) -> bool:
+    """Whether a model (or a config) attends both ways, as its family's patch reads it.
+
+    The one place that answers this: most families say it with ``config.is_causal = False``,
+    Gemma 3 with ``use_bidirectional_attention``; :class:`~llm2vec_lite.encoder.Encoder` and the
+    saved folders ask here instead of reading either flag themselves.
+    """
+    config = getattr(model_or_config, "config", model_or_config)
+    if not hasattr(config, "model_type") and hasattr(model_or_config, "get_base_model"):
+        config = unwrap_model(model_or_config).config
+    return _family(config).config_is_bidirectional(config)
+
+
+def mark_bidirectional(config, bidirectional: bool) -> None:
+    """Write ``bidirectional`` into ``config`` in the flag its family's plain reload reads."""
+    _family(config).mark_config(config, bidirectional=bidirectional)
 
 
 def _read_config_dict(path: str, kwargs: dict[str, Any]) -> dict[str, Any] | None:

@@ -108,6 +108,11 @@ class BidirectionalPatch:
         return getattr(config, "is_causal", True) is False
 
     @classmethod
+    def mark_config(cls, config, *, bidirectional: bool) -> None:
+        """Make ``config`` say ``bidirectional`` the way this family reads it on a plain reload."""
+        config.is_causal = not bidirectional
+
+    @classmethod
     def tiny_config(cls, **overrides: Any):
         """A config for a tiny random model of this family (tests and docs examples)."""
         from transformers import AutoConfig

@@ -49,5 +49,9 @@ class Gemma3TextPatch(BidirectionalPatch):
     def config_is_bidirectional(cls, config) -> bool:
         return bool(getattr(config, "use_bidirectional_attention", False))
 
+    @classmethod
+    def mark_config(cls, config, *, bidirectional: bool) -> None:
+        config.use_bidirectional_attention = bidirectional
+
 
 register_patch("gemma3_text", Gemma3TextPatch)

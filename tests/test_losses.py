@@ -51,16 +51,26 @@ def test_info_nce_ignores_vector_length_because_it_uses_cosine():
 
 
 def test_info_nce_gradient_passes_gradcheck():
+    """gradcheck of the real info_nce (float64 in, float64 out), hard-negative pool and custom positives."""
     g = torch.Generator().manual_seed(3)
     q = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
     c = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
-    # cosine_scores casts to float32; check the float64 path of the formula through cross_entropy
-    def f(q, c):
-        qn, cn = torch.nn.functional.normalize(q, dim=-1), torch.nn.functional.normalize(c, dim=-1)
-        return torch.nn.functional.cross_entropy(qn @ cn.T / 0.5, torch.arange(3))
+    assert info_nce(q, c, 0.5).dtype == torch.float64
+    assert torch.autograd.gradcheck(lambda q, c: info_nce(q, c, 0.5), (q, c))
+    positives = torch.tensor([4, 0, 2])
+    assert torch.autograd.gradcheck(lambda q, c: info_nce(q, c, 0.05, positive_index=positives), (q, c))
 
-    assert torch.autograd.gradcheck(f, (q, c))
-    torch.testing.assert_close(info_nce(q, c, 0.5).double(), f(q, c), rtol=1e-5, atol=1e-6)
+
+def test_info_nce_matches_a_hand_computed_value():
+    # q0 = (1, 0), q1 = (0, 1); candidates c0 = (1, 0), c1 = (1, 1)/sqrt2, c2 = (0, -1)
+    q = torch.tensor([[2.0, 0.0], [0.0, 3.0]])
+    c = torch.tensor([[5.0, 0.0], [1.0, 1.0], [0.0, -2.0]])
+    s = 1 / math.sqrt(2)
+    tau = 0.5
+    # row 0: positive c0 (cos 1), others cos s, cos 0; row 1: positive c1 (cos s), others cos 0, cos -1
+    l0 = -math.log(math.exp(1 / tau) / (math.exp(1 / tau) + math.exp(s / tau) + math.exp(0)))
+    l1 = -math.log(math.exp(s / tau) / (math.exp(0) + math.exp(s / tau) + math.exp(-1 / tau)))
+    assert info_nce(q, c, tau).item() == pytest.approx((l0 + l1) / 2, rel=1e-6)
 
 
 @pytest.mark.parametrize("tau", [0.0, -0.02])
@@ -80,6 +90,15 @@ def test_cosine_scores_shape_and_range():
     s = cosine_scores(torch.randn(3, 8), torch.randn(5, 8))
     assert s.shape == (3, 5)
     assert (s.abs() <= 1 + 1e-6).all()
+
+
+def test_cosine_scores_match_hand_computed_values():
+    q = torch.tensor([[3.0, 4.0], [1.0, 0.0]])
+    c = torch.tensor([[4.0, 3.0], [0.0, 2.0], [-1.0, 0.0]])
+    # (3,4).(4,3) = 24 over 5*5; (3,4).(0,2) = 8 over 5*2; (3,4).(-1,0) = -3 over 5*1
+    want = torch.tensor([[24 / 25, 8 / 10, -3 / 5], [4 / 5, 0.0, -1.0]])
+    torch.testing.assert_close(cosine_scores(q, c), want, rtol=0, atol=1e-6)
+    assert cosine_scores(q.bfloat16(), c.bfloat16()).dtype == torch.float32  # bf16 in: float32 scores
 
 
 def test_gather_with_grad_is_identity_in_one_process():

@@ -359,10 +359,16 @@ def test_docs_field_reference_is_in_sync_with_the_schema():
 # -- CLI ----------------------------------------------------------------------------------------
 
 
-def test_cli_check_prints_summary(project, capsys):
-    assert main(["recipe", "check", str(project / "recipe.yaml"), "stages.0.steps=7"]) == 0
+def test_cli_check_prints_summary(tmp_path, capsys):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "recipes"))
+    from tiny_project import make_tiny_project
+
+    file = make_tiny_project(tmp_path)  # a real tiny model: `recipe check` reads its config and tokenizer
+    assert main(["recipe", "check", str(file), "stages.0.steps=7"]) == 0
     out = capsys.readouterr().out
-    recipe = load_recipe(project / "recipe.yaml", ["stages.0.steps=7"])
+    recipe = load_recipe(file, ["stages.0.steps=7"])
     assert recipe.fingerprint in out
     assert "mntp" in out and "simcse" in out and "supervised" in out
     assert re.search(r"\b7\b", out)

@@ -47,8 +47,22 @@ def test_shipped_recipe_opens_with_source_and_command(name):
 
 
 @pytest.mark.parametrize("name", SHIPPED)
+def test_header_commands_validate(name):
+    """The commands a recipe's header tells people to run pass the checks (warmup <= steps ...)."""
+    import shlex
+
+    text = shipped_recipe_path(name).read_text(encoding="utf-8")
+    commands = [line.split("llm2vec-lite convert", 1)[1] for line in text.splitlines()
+                if line.startswith("#") and "llm2vec-lite convert" in line]
+    assert commands
+    for command in commands:
+        words = shlex.split(command.split("#", 1)[0])
+        load_recipe(name, [w for w in words[1:] if "=" in w], check_paths=False)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_recipe_accepts_an_override_and_roundtrips(name, tmp_path):
-    recipe = load_recipe(name, ["stages.0.steps=3"], check_paths=False)
+    recipe = load_recipe(name, ["stages.0.steps=3", "stages.0.warmup_steps=0"], check_paths=False)
     assert recipe.stages[0].steps == 3
     copy = tmp_path / f"{name}.yaml"
     copy.write_text(recipe.to_yaml())
@@ -187,3 +201,47 @@ def test_negatives_line_counts_candidates_not_processes():
     one = in_batch_negatives(accumulated, processes=1)
     assert one.startswith("16 candidates per query")
     assert "accumulation adds none: 64 separate losses a step, 512 rows in all" in one
+
+
+@pytest.mark.parametrize("name", ["smollm2-135m-cpu", "gemma3-270m-cpu"])
+def test_cpu_recipe_output_is_the_same_by_name_and_by_path(name, monkeypatch, tmp_path):
+    """docs/recipes.md: from the repository root both ways write ./runs/NAME; by name, never above cwd."""
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    by_path = load_recipe(f"recipes/{name}.yaml", check_paths=False)
+    by_name = load_recipe(name, check_paths=False)
+    assert by_path.output_dir == by_name.output_dir == str(root / "runs" / name)
+    monkeypatch.chdir(tmp_path)
+    assert load_recipe(name, check_paths=False).output_dir == str(tmp_path.resolve() / "runs" / name)
+
+
+CPU_RECIPES = ["smollm2-135m-cpu", "gemma3-270m-cpu"]
+
+
+@pytest.mark.parametrize("name", CPU_RECIPES)
+def test_cpu_recipe_data_paths_exist(name):
+    """The CPU recipes read ./data (the demo's copy of the shared data); .ci/run provides it and sets
+    LLM2VEC_LITE_REQUIRE_DATA=1, so a renamed data file fails CI instead of skipping."""
+    import os
+
+    recipe = load_recipe(name, check_paths=False)
+    paths = [Path(src.path) for stage in recipe.stages for src in stage.sources() if src.path]
+    if recipe.eval is not None and recipe.eval.data_dir:
+        paths.append(Path(recipe.eval.data_dir))
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing and not os.environ.get("LLM2VEC_LITE_REQUIRE_DATA"):
+        pytest.skip(f"./data is not here (run .ci/run, or cp -r ../shared/data ./data): {missing[0]}")
+    assert paths and not missing, missing
+
+
+@pytest.mark.slow
+def test_smollm2_cpu_recipe_passes_every_check_before_loading(capsys, smollm2_gguf):
+    """`recipe check` on the main CPU recipe: GGUF config and tokenizer, data sizes (no weights)."""
+    import os
+
+    from llm2vec_lite.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "data").exists() and not os.environ.get("LLM2VEC_LITE_REQUIRE_DATA"):
+        pytest.skip("./data is not here")
+    assert main(["recipe", "check", str(root / "recipes" / "smollm2-135m-cpu.yaml")]) == 0, capsys.readouterr().err

@@ -103,3 +103,26 @@ def test_rows_pad_to_the_longest():
     batch = pad_rows(rows, pad_id=0)
     assert batch.input_ids.shape[1] == len(rows[0].ids)
     assert torch.equal(batch.attention_mask.sum(1), torch.tensor([len(r.ids) for r in rows]))
+
+
+def test_one_padding_fallback_for_every_padder(tiny_tokenizer):
+    """Encoder, stages, the MNTP collator and verify all pad with tokenization.pad_token_id."""
+    from llm2vec_lite.patches.verify import _sequences
+
+    from llm2vec_lite.data import MNTPCollator
+    from llm2vec_lite.tokenization import pad_token_id
+
+    tok = tiny_tokenizer()
+    tok.pad_token = None
+    tok.eos_token = None  # left with UNK only: pad -> eos -> unk -> 0
+    assert pad_token_id(tok) == tok.unk_token_id == 3
+    assert MNTPCollator(tok, 0.2, 5).pad_token_id == 3
+    assert _sequences(None, tok, 128)[2] == 3
+
+
+def test_one_probe_for_added_bos_and_eos(tiny_tokenizer):
+    from llm2vec_lite.tokenization import added_special_tokens, tokenizer_adds_bos, tokenizer_appends_eos
+
+    tok = tiny_tokenizer()  # adds <s> only
+    assert added_special_tokens(tok) == (True, False)
+    assert tokenizer_adds_bos(tok) and not tokenizer_appends_eos(tok)

@@ -1,20 +1,25 @@
 """``llm2vec-lite convert``: run a recipe, or show what running it would do.
 
 The recipe is a shipped name (``llm2vec-lite recipe ls``) or a YAML path; ``key=value`` overrides
-change it on the command line. Multi-GPU / multi-process runs go through ``accelerate launch``::
+change it on the command line. Multi-GPU / multi-process runs go through ``accelerate launch``
+with ``--multi_gpu`` (on a machine without GPUs too: the processes then talk over gloo)::
 
-    accelerate launch --num_processes 4 -m llm2vec_lite convert my.yaml
+    accelerate launch --multi_gpu --num_processes 4 -m llm2vec_lite convert my.yaml
+
+Without ``--multi_gpu`` accelerate starts ONE process whatever ``--num_processes`` says; convert
+then warns and names the command above (docs/training.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 
 EPILOG = """examples:
   llm2vec-lite convert smollm2-135m-cpu --dry-run
   llm2vec-lite convert recipes/tiny.yaml stages.0.steps=10 lora.r=8
   llm2vec-lite convert my.yaml --overwrite          # retrain stages trained with another recipe
-  accelerate launch --num_processes 2 -m llm2vec_lite convert my.yaml
+  accelerate launch --multi_gpu --num_processes 2 -m llm2vec_lite convert my.yaml   # 2 processes, CPU or GPU
 """
 
 
@@ -44,7 +49,17 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         args._parser.error(f"overrides must look like key.path=value, got {bad[0]!r} (e.g. stages.0.steps=10)")
     recipe = load_recipe(args.recipe, args.overrides)
+    _warn_process_shortfall()
     final = convert(recipe, dry_run=args.dry_run, overwrite=args.overwrite)
     if not args.dry_run:
         print(f"encoder written to {final}")
     return 0
+
+
+def _warn_process_shortfall() -> None:
+    """Say so when ``accelerate launch --num_processes N`` started fewer than N processes."""
+    from llm2vec_lite.checks import launched_processes, process_shortfall_message, requested_processes
+
+    message = process_shortfall_message(requested_processes(), launched_processes())
+    if message:
+        logging.getLogger("llm2vec_lite").warning(message)

@@ -10,6 +10,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from llm2vec_lite.commands import positive_int
+
 logger = logging.getLogger(__name__)
 
 _EPILOG = """examples:
@@ -34,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", "-i", required=True, type=Path, help="UTF-8 text file, one text a line")
     p.add_argument("--output", "-o", required=True, type=Path, help="where to write the (n, dim) .npy")
     p.add_argument("--instruction", default=None, help="prefix attended to but not pooled")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default 32)")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default 32)")
     p.add_argument("--pooling", choices=POOLING_MODES, default=None, help="override the folder's pooling")
-    p.add_argument("--max-length", type=int, default=None, help="override the folder's max_length")
+    p.add_argument("--max-length", type=positive_int, default=None, help="override the folder's max_length")
     p.add_argument("--no-normalize", action="store_true", help="keep raw vector lengths")
     p.add_argument("--gguf-file", default=None, help="GGUF file name inside MODEL (a folder or repo)")
     p.add_argument("--dtype", default=None, help="weight dtype: float32 (default), bfloat16, auto")
@@ -49,13 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from llm2vec_lite.checks import check_device, check_dtype
+    from llm2vec_lite.data import read_text_file
     from llm2vec_lite.encoder import Encoder
 
-    if args.batch_size < 1:
-        args._parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    if not args.input.is_file():
-        raise FileNotFoundError(f"--input {args.input}: no such file")
-    texts = args.input.read_text(encoding="utf-8").splitlines()
+    check_dtype(args.dtype, "--dtype")  # flags first: nothing loads for a typo
+    check_device(args.device, "--device")
+    texts = read_text_file(args.input, "--input").splitlines()
     encoder = Encoder.from_pretrained(
         args.model,
         pooling=args.pooling,
@@ -71,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         texts, batch_size=args.batch_size, instruction=args.instruction, normalize=not args.no_normalize
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.output, "wb") as f:  # np.save(path) would append .npy to other suffixes
+    partial = args.output.with_name(args.output.name + ".partial")
+    with open(partial, "wb") as f:  # np.save(path) would append .npy to other suffixes
         np.save(f, vectors)
+    partial.replace(args.output)  # never a half-written output under the real name
     logger.info("wrote %s: %d x %d float32", args.output, *vectors.shape)
     return 0

@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from llm2vec_lite.commands import positive_int
+
 EPILOG = """Examples:
   llm2vec-lite eval out/final --datasets stsb --data-dir data/sts
   llm2vec-lite eval out/final --datasets stsb-dev --data-dir data/sts --json stsb.json
@@ -44,13 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--json", dest="json_path", default=None, metavar="OUT.json", help="write full results here"
     )
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default 32)")
     p.add_argument(
         "--pooling", default=None, help="override the folder's pooling mode (mean, weighted_mean, ...)"
     )
-    p.add_argument("--max-length", type=int, default=None, help="truncate texts to this many tokens")
+    p.add_argument("--max-length", type=positive_int, default=None, help="truncate texts to this many tokens")
     p.add_argument("--dtype", default=None, help="weight dtype (float32, bfloat16, auto)")
     p.add_argument("--gguf-file", default=None, help="GGUF file name inside MODEL when MODEL is a folder")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     p.add_argument("--causal", action="store_true", help="keep causal attention (the no-patch baseline)")
     p.set_defaults(func=lambda args: run(args, p))
 
@@ -73,12 +76,16 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
             return fail(f"unknown --pooling {args.pooling!r}; valid: {', '.join(POOLING_MODES)}")
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         return fail(f"--data-dir {args.data_dir}: no such folder")
+    from llm2vec_lite.checks import check_device, check_dtype
+
+    check_dtype(args.dtype, "--dtype")
+    check_device(getattr(args, "device", None), "--device")
 
     # Data first: a typo in --datasets fails in a second, not after the model has loaded.
     suite = load_sts_suite(args.datasets, data_dir=args.data_dir)
     kwargs = {"bidirectional": False} if args.causal else {}  # else: the folder's own setting (default on)
-    for key in ("pooling", "max_length", "dtype", "gguf_file"):
-        if getattr(args, key) is not None:
+    for key in ("pooling", "max_length", "dtype", "gguf_file", "device"):
+        if getattr(args, key, None) is not None:
             kwargs[key] = getattr(args, key)
     encoder = Encoder.from_pretrained(args.model, **kwargs)
     results = evaluate_sts(
@@ -91,13 +98,25 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         "causal": args.causal,
         "bidirectional": getattr(encoder, "bidirectional", not args.causal),
         "pooling": getattr(encoder, "pooling", args.pooling),
-        "max_length": args.max_length,
-        "dtype": args.dtype,
+        # what the loaded encoder really uses (not just the flags), so the JSON shows the wiring
+        "max_length": getattr(encoder, "max_length", args.max_length),
+        "dtype": _weight_dtype(encoder) or args.dtype,
+        "gguf_file": args.gguf_file,
     }
     print(format_table(results))
     if args.json_path:
         out = Path(args.json_path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        partial = out.with_name(out.name + ".partial")
+        partial.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        partial.replace(out)
         print(f"wrote {out}")
     return 0
+
+
+def _weight_dtype(encoder) -> str | None:
+    """The dtype of the loaded weights (``"float32"``...), or None for a model without parameters."""
+    try:
+        return str(next(encoder.model.parameters()).dtype).removeprefix("torch.")
+    except (AttributeError, StopIteration, TypeError):
+        return None

@@ -36,7 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("recipe", help="a YAML file or the name of a shipped recipe")
     check.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. stages.0.steps=10 lora.r=8")
     check.add_argument(
-        "--no-path-check", action="store_true", help="do not check that local data files and folders exist"
+        "--no-path-check",
+        action="store_true",
+        help="schema only: do not read local data files, the base model's config.json or its tokenizer",
     )
     check.set_defaults(func=_check)
 
@@ -81,6 +83,10 @@ def _check(args: argparse.Namespace) -> int:
     from llm2vec_lite.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides, check_paths=not args.no_path_check)
+    if not args.no_path_check:
+        from llm2vec_lite.checks import preflight
+
+        preflight(recipe)  # the base model's config and tokenizer, local data sizes: no weights
     lora = recipe.lora
     targets = lora.target_modules if isinstance(lora.target_modules, str) else ",".join(lora.target_modules)
     print(f"{args.recipe}: OK ({len(recipe.stages)} stages)")

@@ -41,12 +41,25 @@ def test_loss_scores_queries_against_all_positives_and_hard_negatives(recipe):
 
 
 def test_pairs_without_hard_negatives_use_in_batch_negatives_only(recipe):
+    """hard_negatives: false on triplet data: the third column must not enter the candidate pool."""
     model, tok = load_tiny(recipe)
     stage = _stage(recipe, hard_negatives=False)
     stage.setup(model, tok)
+    model.eval()
     batch = next(stage.batches(0))
     assert batch.sequences == 2 * 4
-    assert torch.isfinite(stage.loss(model, batch))
+    rows = [stage.rows_data[i] for i in stage.sampler.batch(0)]
+    assert all(len(r.texts) == 2 for r in rows)  # the negative column was never read
+
+    def emb(texts):
+        return embed(model, tokenize(tok, texts, max_length=64), "mean")
+
+    negatives = [line.split("\t")[2] for line in (recipe.base_dir / "triplets.tsv").read_text().splitlines()[1:]]
+    q, pos = emb([r.texts[0] for r in rows]), emb([r.texts[1] for r in rows])
+    neg = emb(negatives[:4])
+    loss = stage.loss(model, batch)
+    torch.testing.assert_close(loss, info_nce(q, pos, 0.05), rtol=1e-4, atol=1e-5)  # pool = the positives
+    assert not torch.allclose(loss, info_nce(q, torch.cat([pos, neg]), 0.05), rtol=1e-3)
 
 
 def test_gradcache_gives_the_plain_loss_and_parameter_gradients(recipe, accelerator):

@@ -1,0 +1,377 @@
+"""Checks that need no model weights, run before any weights load.
+
+Two kinds, one function each:
+
+- :func:`recipe_problems` looks at a validated recipe alone (no file, no torch): ``warmup_steps``
+  beyond ``steps``, an unknown ``attn_implementation``. :func:`~llm2vec_lite.recipe.load_recipe`
+  runs it, so every loader (``recipe check``, ``convert``, Python code) reports these with the
+  schema problems.
+- :func:`preflight` reads what is cheap to read: the base model's ``config.json`` (is there a
+  patch for this architecture?), its tokenizer (does ``max_length`` hold a token plus the special
+  tokens, is there a single-token mask for ``mask_token: blank``?) and the local data (at least
+  ``batch_size`` rows, a batch size the processes divide). ``llm2vec-lite recipe check`` and
+  ``convert`` (dry run included) run it before any weights load, so a recipe that cannot train
+  fails in seconds, with every problem listed.
+
+The argument checks shared by the CLI and :meth:`Encoder.from_pretrained` (:func:`check_max_length`,
+:func:`check_device`, :func:`check_dtype`) raise :class:`~llm2vec_lite.errors.UsageError`, which the
+CLI turns into exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from llm2vec_lite.errors import Llm2VecError, RecipeError, UsageError
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ATTN_IMPLEMENTATIONS",
+    "check_device",
+    "check_dtype",
+    "check_max_length",
+    "check_window",
+    "launched_processes",
+    "preflight",
+    "recipe_problems",
+    "requested_processes",
+]
+
+# transformers 5.x attention backends (tests/test_checks.py checks these against transformers'
+# own registry, so the list cannot drift). A hub kernel ("org/repo") is accepted as well.
+ATTN_IMPLEMENTATIONS = (
+    "eager",
+    "sdpa",
+    "flex_attention",
+    "flash_attention_2",
+    "flash_attention_3",
+    "flash_attention_4",
+    "paged|eager",
+)
+
+
+# ------------------------------------------------------------------------------ arguments
+def check_max_length(value: int | None, name: str = "max_length") -> int | None:
+    """Return ``value`` (``None`` = the folder's own) or raise UsageError when it is below 1."""
+    if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+        raise UsageError(f"{name} must be a whole number >= 1 (tokens per text), got {value!r}")
+    return value
+
+
+def check_window(window: str, name: str = "window") -> str:
+    """Return ``window`` or raise UsageError naming the valid choices (``full``, ``keep``)."""
+    from llm2vec_lite.patches.base import check_window as _check
+
+    try:
+        return _check(window)
+    except ValueError as e:
+        raise UsageError(f"{name}: {e}") from None
+
+
+def check_dtype(dtype: Any, name: str = "dtype") -> None:
+    """Raise UsageError unless ``dtype`` is ``None``, ``"auto"``, a known name or a ``torch.dtype``."""
+    from llm2vec_lite.modeling import DTYPE_NAMES, resolve_dtype
+
+    try:
+        resolve_dtype(dtype)
+    except UsageError:
+        raise UsageError(f"{name} {dtype!r} is not a dtype; valid: auto, {', '.join(DTYPE_NAMES)}") from None
+
+
+def check_device(device: Any, name: str = "device") -> None:
+    """Raise UsageError when ``device`` is malformed or names hardware this machine lacks.
+
+    torch would otherwise fail later, after the weights load, with an ``AssertionError`` ("Torch
+    not compiled with CUDA enabled") or an index error.
+    """
+    if device is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise UsageError(f"{name} {device!r} is not a device ({e}); use cpu, cuda, cuda:1, mps ...") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
+            raise UsageError(f"{name} {device!r}: CUDA is not available here ({why}); use cpu")
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise UsageError(f"{name} {device!r}: this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{name} {device!r}: MPS is not available here; use cpu")
+
+
+# ------------------------------------------------------------------------------ processes
+def launched_processes() -> int:
+    """How many processes this run has (``WORLD_SIZE``, set by torchrun and accelerate's launchers)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def requested_processes(cmdline: list[str] | None = None) -> int | None:
+    """The ``--num_processes N`` of the ``accelerate launch`` that started us, if one did.
+
+    accelerate's simple launcher (used with ``--cpu``, or without ``--multi_gpu`` on a machine with
+    no GPU) starts one process whatever ``--num_processes`` says and tells nobody; the parent's
+    command line is the only trace of what the user asked for. Linux only (``/proc``); ``None``
+    elsewhere or when the parent is not ``accelerate launch``.
+    """
+    if cmdline is None:
+        try:
+            raw = Path(f"/proc/{os.getppid()}/cmdline").read_bytes()
+        except OSError:
+            return None
+        cmdline = [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+    if "launch" not in cmdline or not any(Path(p).name.startswith("accelerate") for p in cmdline):
+        return None
+    for i, part in enumerate(cmdline):
+        for flag in ("--num_processes", "--num-processes"):
+            value = part[len(flag) + 1 :] if part.startswith(flag + "=") else None
+            if part == flag and i + 1 < len(cmdline):
+                value = cmdline[i + 1]
+            if value is not None:
+                try:
+                    return int(value)
+                except ValueError:
+                    return None
+    return None
+
+
+MULTI_PROCESS_COMMAND = "accelerate launch --multi_gpu --num_processes {n} -m llm2vec_lite convert RECIPE"
+
+
+def process_shortfall_message(requested: int | None, running: int) -> str | None:
+    """The warning for "asked for N processes, fewer run", naming the command that works."""
+    if requested is None or requested <= running:
+        return None
+    return (
+        f"accelerate launch asked for {requested} processes but {running} runs: without --multi_gpu "
+        f"(or with --cpu) accelerate starts a single process. For {requested} processes, also on a CPU "
+        f"machine, run: {MULTI_PROCESS_COMMAND.format(n=requested)} "
+        f"(or torchrun --nproc_per_node {requested} -m llm2vec_lite convert RECIPE); see docs/training.md."
+    )
+
+
+# ------------------------------------------------------------------------------ recipes
+def recipe_problems(recipe) -> list[str]:
+    """Problems a validated recipe has on its own (no file is read). One ``field = value: why`` a line."""
+    problems = []
+    attn = recipe.attn_implementation
+    if attn is not None and attn not in ATTN_IMPLEMENTATIONS and "/" not in attn:
+        problems.append(
+            f"attn_implementation = {attn!r}: unknown attention backend; valid: "
+            f"{', '.join(ATTN_IMPLEMENTATIONS)}, a hub kernel 'org/repo', or null (transformers' default)"
+        )
+    for i, stage in enumerate(recipe.stages):
+        if stage.warmup_steps > stage.steps:
+            problems.append(
+                f"stages[{i}].warmup_steps = {stage.warmup_steps}: larger than steps = {stage.steps}, "
+                f"so the learning rate would never reach learning_rate; use warmup_steps <= {stage.steps}"
+            )
+    return problems
+
+
+def _read_base_config(recipe) -> tuple[dict[str, Any] | None, list[str], str, str | None]:
+    """(config dict or None, problems, resolved path, gguf file) of the recipe's base model."""
+    from llm2vec_lite.modeling import resolve_gguf
+    from llm2vec_lite.paths import resolve_model_path
+
+    try:
+        path, gguf_file = resolve_gguf(resolve_model_path(recipe.base_model), recipe.gguf_file)
+    except FileNotFoundError as e:
+        return None, [f"base_model = {recipe.base_model}: {e}"], str(recipe.base_model), None
+    folder = Path(path)
+    if gguf_file:
+        try:
+            from transformers import AutoConfig
+
+            return AutoConfig.from_pretrained(path, gguf_file=gguf_file).to_dict(), [], path, gguf_file
+        except Exception as e:  # noqa: BLE001 (gguf reader errors have many types)
+            return None, [f"base_model = {recipe.base_model}: cannot read GGUF metadata of {gguf_file}: {e}"], path, gguf_file
+    if folder.is_dir():
+        file = folder / "config.json"
+        if not file.is_file():
+            present = ", ".join(sorted(p.name for p in folder.iterdir())[:8]) or "nothing"
+            return None, [
+                f"base_model = {recipe.base_model}: {folder} has no config.json (found: {present}); expected a "
+                "Hugging Face model folder (config.json, weights, tokenizer), a .gguf file or a hub id"
+            ], path, None
+        try:
+            config = json.loads(file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            return None, [f"base_model = {recipe.base_model}: {file} is not valid JSON ({e})"], path, None
+        if not isinstance(config, dict):
+            return None, [f"base_model = {recipe.base_model}: {file} is not a JSON object"], path, None
+        return config, [], path, None
+    from llm2vec_lite.patches import _read_config_dict  # a hub id: whatever is cached or reachable
+
+    config = _read_config_dict(path, {"revision": recipe.revision} if getattr(recipe, "revision", None) else {})
+    if config is None:
+        logger.info("base_model %s: config not reachable now; the architecture is checked when it loads", path)
+    return config, [], path, None
+
+
+def _architecture_problems(recipe, config: dict[str, Any] | None) -> list[str]:
+    if config is None or not recipe.bidirectional:
+        return []
+    from llm2vec_lite.patches import get_patch
+
+    model_type = config.get("model_type")
+    try:
+        get_patch(str(model_type))
+    except Llm2VecError as e:
+        return [f"base_model = {recipe.base_model}: {e} Or set bidirectional: false to train it causal."]
+    return []
+
+
+def _tokenizer_problems(recipe, tokenizer) -> list[str]:
+    from llm2vec_lite.data import mask_token_id
+    from llm2vec_lite.pooling import needs_eos
+    from llm2vec_lite.tokenization import encode_rows
+
+    problems = []
+    for i, stage in enumerate(recipe.stages):
+        length = recipe.max_length_for(i)
+        field = f"stages[{i}].max_length" if stage.max_length else "max_length"
+        if stage.kind == "mntp":
+            if length < 2:
+                problems.append(f"{field} = {length}: MNTP predicts a token from the one before; use >= 2")
+            if stage.mask_token in ("blank", "eos"):
+                try:
+                    mask_token_id(tokenizer, stage.mask_token)
+                except Llm2VecError as e:
+                    problems.append(f"stages[{i}].mask_token = {stage.mask_token}: {e}")
+            continue
+        instructions = [getattr(stage, "query_instruction", None), getattr(stage, "document_instruction", None)]
+        for src in stage.sources():  # per-source instructions (instruction_column cells are per row)
+            instructions += [getattr(src, "query_instruction", None), getattr(src, "document_instruction", None)]
+        instructions = list(dict.fromkeys(x for x in instructions if x))
+        for instruction in [None, *instructions]:
+            try:
+                rows = encode_rows(
+                    tokenizer, ["a"], max_length=length, instruction=instruction, add_eos=needs_eos(recipe.pooling)
+                )
+            except ValueError as e:
+                problems.append(f"{field} = {length}: {e}")
+                break
+            if not any(rows[0].pool):  # every kept token is special or instruction: the text is cut away
+                what = f"the instruction {instruction[:40]!r} and " if instruction else ""
+                problems.append(
+                    f"{field} = {length}: {what}the special tokens fill all {length} tokens, so no text token "
+                    f"is left to pool; raise max_length"
+                    + (" or shorten the instruction" if instruction else "")
+                )
+                break
+    return problems
+
+
+def _stage_rows(stage) -> int | None:
+    """How many rows (texts, pairs, triplets) a stage read in ``check_data``; None if unknown."""
+    for attr in ("texts", "rows_data"):
+        rows = getattr(stage, attr, None)
+        if rows is not None:
+            return len(rows)
+    return None
+
+
+def _mntp_blocks_at_least(tokenizer, texts: list[str], block_size: int, needed: int) -> int:
+    """Blocks MNTP would pack, counted only until ``needed`` (tokenizing stops there)."""
+    from llm2vec_lite.data import pack_texts
+
+    tokens, budget = 0, needed * block_size
+    for start in range(0, len(texts), 1000):
+        chunk = [t for t in texts[start : start + 1000] if t]
+        tokens += sum(len(ids) + 1 for ids in tokenizer(chunk, add_special_tokens=False)["input_ids"])
+        if tokens >= budget:
+            return needed
+    return len(pack_texts(tokenizer, texts, block_size))
+
+
+def _size_problems(recipe, stages: dict[int, Any], tokenizer, processes: int) -> list[str]:
+    problems = []
+    for i, stage_cfg in enumerate(recipe.stages):
+        if i not in stages:
+            continue
+        if stage_cfg.batch_size % processes:
+            fits = stage_cfg.batch_size - stage_cfg.batch_size % processes or processes
+            problems.append(
+                f"stages[{i}].batch_size = {stage_cfg.batch_size}: not a multiple of the {processes} processes; "
+                f"batch_size is the global batch, split evenly (use {fits})"
+            )
+        stage = stages[i]
+        n = _stage_rows(stage)
+        if n is None:
+            continue
+        what = "texts" if stage_cfg.kind != "supervised" else "rows"
+        if stage_cfg.kind == "mntp" and tokenizer is not None and recipe.max_length_for(i) >= 2:
+            n = _mntp_blocks_at_least(tokenizer, stage.texts, recipe.max_length_for(i), stage_cfg.batch_size)
+            what = f"blocks of {recipe.max_length_for(i)} tokens"
+        if n < stage_cfg.batch_size:
+            problems.append(
+                f"stages[{i}].batch_size = {stage_cfg.batch_size}: the data gives only {n} {what}; "
+                f"add data or use batch_size <= {n}"
+            )
+    return problems
+
+
+def _local_only(stage_cfg) -> bool:
+    return all(src.hub is None for src in stage_cfg.sources())
+
+
+def preflight(recipe, *, stages: dict[int, Any] | None = None, processes: int | None = None) -> None:
+    """Every check of ``recipe`` that needs no weights; raise one RecipeError listing all problems.
+
+    Args:
+        recipe: a loaded :class:`~llm2vec_lite.recipe.Recipe`.
+        stages: stage objects whose ``check_data`` already ran, by stage index (what ``convert``
+            is about to train). ``None``: build them here for every stage whose data is local
+            (hub datasets are only fetched when a stage runs).
+        processes: the number of training processes; ``None`` = :func:`launched_processes`.
+
+    Raises:
+        RecipeError: naming the file and each field: an architecture with no patch, a base-model
+            folder without ``config.json``, a ``max_length`` too short for the tokenizer, no single
+            ``_`` token for ``mask_token: blank``, fewer data rows than ``batch_size``, a
+            ``batch_size`` the processes do not divide.
+        DataError: If a local data file is missing or malformed.
+    """
+    from llm2vec_lite.recipe import _display_path, _problem_report
+
+    problems = list(recipe_problems(recipe))
+    config, more, path, gguf_file = _read_base_config(recipe)
+    problems += more + _architecture_problems(recipe, config)
+    tokenizer = None
+    if not more and (config is not None or Path(path).exists()):
+        from llm2vec_lite.modeling import load_tokenizer
+
+        try:
+            revision = getattr(recipe, "revision", None)
+            tokenizer = load_tokenizer(path, gguf_file=gguf_file, **({"revision": revision} if revision else {}))
+        except Exception as e:  # noqa: BLE001 (tokenizer loaders raise many types)
+            problems.append(f"base_model = {recipe.base_model}: cannot load its tokenizer: {type(e).__name__}: {e}")
+    if tokenizer is not None:
+        problems += _tokenizer_problems(recipe, tokenizer)
+    if stages is None:
+        from llm2vec_lite.stages import get_stage
+
+        stages = {}
+        for i, stage_cfg in enumerate(recipe.stages):
+            if _local_only(stage_cfg):
+                stages[i] = get_stage(stage_cfg.kind)(stage_cfg, recipe, i)
+                stages[i].check_data()
+    problems += _size_problems(recipe, stages, tokenizer, processes or launched_processes())
+    from llm2vec_lite.recipe_eval import check_eval
+
+    problems += check_eval(recipe)
+    if problems:
+        label = _display_path(recipe.source_path) if recipe.source_path else "recipe"
+        raise RecipeError(_problem_report(label, problems))
