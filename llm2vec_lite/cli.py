@@ -17,7 +17,7 @@ from llm2vec_lite import __version__
 from llm2vec_lite.errors import Llm2VecError
 
 # Order is the order shown by --help.
-_COMMANDS = ("convert", "recipe", "encode", "eval", "patches")
+_COMMANDS = ("convert", "recipe", "encode", "eval", "patches", "synth")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n"
         "  llm2vec-lite convert recipes/smollm2-135m-cpu.yaml\n"
         "  llm2vec-lite eval out/final --datasets stsb --data-dir data/sts\n"
-        "  llm2vec-lite patches verify HuggingFaceTB/SmolLM2-135M-Instruct",
+        "  llm2vec-lite patches verify HuggingFaceTB/SmolLM2-135M-Instruct\n"
+        "  llm2vec-lite synth synth.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
