@@ -1161,14 +1161,17 @@ def _constraints(field: Any) -> str:
     return ", ".join(out)
 
 
-def field_reference() -> list[tuple[str, str, str, str, str]]:
+def field_reference(
+    models: Sequence[tuple[str, type[BaseModel]]] | None = None,
+) -> list[tuple[str, str, str, str, str]]:
     """Every recipe field as (section, field, type, default, description), from the schema itself.
 
     Stage-kind sections list only the fields that kind adds to (or narrows from) ``StageBase``.
+    ``models`` lists other (section, model) pairs to describe instead, e.g. the synth config's.
     """
     rows = []
     base_fields = StageBase.model_fields
-    for section, model in _REFERENCE_MODELS:
+    for section, model in models or _REFERENCE_MODELS:
         for name, field in model.model_fields.items():
             if model in STAGE_KINDS.values() and name in base_fields and name != "kind":
                 continue
@@ -1180,11 +1183,11 @@ def field_reference() -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def field_reference_markdown() -> str:
+def field_reference_markdown(models: Sequence[tuple[str, type[BaseModel]]] | None = None) -> str:
     """The field reference as Markdown tables, one per section (kept in docs/recipes.md)."""
     out: list[str] = []
     current = None
-    for section, name, kind_text, default, desc in field_reference():
+    for section, name, kind_text, default, desc in field_reference(models):
         if section != current:
             if current is not None:
                 out.append("")

@@ -36,7 +36,14 @@ from llm2vec_lite.recipe import (
     format_validation_errors,
 )
 
-__all__ = ["FamilySettings", "FilterSettings", "GeneratorSettings", "SynthConfig", "load_synth_config"]
+__all__ = [
+    "REFERENCE_MODELS",
+    "FamilySettings",
+    "FilterSettings",
+    "GeneratorSettings",
+    "SynthConfig",
+    "load_synth_config",
+]
 
 
 class _Strict(BaseModel):
@@ -187,6 +194,15 @@ class SynthConfig(_Strict):
             data["generator"].pop("batch_size")
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# The sections of docs/synth.md's field reference (recipe.field_reference_markdown(REFERENCE_MODELS)).
+REFERENCE_MODELS: list[tuple[str, type[BaseModel]]] = [
+    ("", SynthConfig),
+    ("generator", GeneratorSettings),
+    ("families[]", FamilySettings),
+    ("filters", FilterSettings),
+]
 
 
 def load_synth_config(

@@ -299,9 +299,11 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _check_meta(cfg: SynthConfig, tasks: dict[str, list[str]]) -> dict[str, Any]:
-    tasks_sha = hashlib.sha256(json.dumps(tasks, sort_keys=True).encode("utf-8")).hexdigest()[:16]
-    meta = {"fingerprint": cfg.fingerprint, "tasks_sha": tasks_sha}
+def _check_meta(cfg: SynthConfig, tasks: dict[str, list[str]] | None) -> dict[str, Any]:
+    """Refuse to append to an output written with another config (or, given ``tasks``, task list)."""
+    meta: dict[str, Any] = {"fingerprint": cfg.fingerprint}
+    if tasks is not None:
+        meta["tasks_sha"] = hashlib.sha256(json.dumps(tasks, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     meta_path = cfg.sidecar("meta.json")
     has_output = any(p.is_file() and p.stat().st_size for p in (cfg.output_path, cfg.sidecar("rejects.jsonl")))
     if has_output:
@@ -310,7 +312,8 @@ def _check_meta(cfg: SynthConfig, tasks: dict[str, list[str]]) -> dict[str, Any]
         except (OSError, json.JSONDecodeError):
             old = None
         if not isinstance(old, dict) or {k: old.get(k) for k in meta} != meta:
-            what = "another config" if not isinstance(old, dict) or old.get("fingerprint") != meta["fingerprint"] else "another task list"
+            same_config = isinstance(old, dict) and old.get("fingerprint") == meta["fingerprint"]
+            what = "another task list" if same_config else "another config"
             raise SynthError(
                 f"{cfg.output_path} was written with {what} (see {meta_path}); appending would mix "
                 "them. Choose another output, or delete the output files to start over."
@@ -336,6 +339,8 @@ def run_synth(
     """
     prompts = PromptSet.load(cfg.prompts)
     decontaminator = Decontaminator.from_files(cfg.exclude, n=cfg.filters.ngram) if cfg.exclude else None
+    if not tasks_only:
+        _check_meta(cfg, None)  # a changed config fails here, before the model loads
     backend = backend or make_backend(cfg.generator)
     backend.start()
     try:

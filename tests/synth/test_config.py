@@ -93,3 +93,15 @@ def test_a_prompt_folder_of_your_own_is_checked(write_config, tmp_path):
 def test_shipped_synth_configs_validate(path):
     cfg = load_synth_config(path, check_paths=False)
     assert cfg.families
+
+
+def test_docs_field_reference_is_in_sync_with_the_schema():
+    from llm2vec_lite.recipe import field_reference_markdown
+    from llm2vec_lite.synth.config import REFERENCE_MODELS
+
+    text = (REPO / "docs" / "synth.md").read_text(encoding="utf-8")
+    section = text.split("<!-- fields:start -->", 1)[1].split("<!-- fields:end -->", 1)[0].strip()
+    assert section == field_reference_markdown(REFERENCE_MODELS).strip(), (
+        "docs/synth.md is out of date; regenerate its table with "
+        "field_reference_markdown(llm2vec_lite.synth.config.REFERENCE_MODELS)"
+    )

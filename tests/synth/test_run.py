@@ -104,8 +104,10 @@ def test_resume_after_a_kill_appends_without_duplicates_and_matches_an_uninterru
 def test_a_changed_config_never_appends_to_an_old_output(write_config, scripted):
     scripted.answer = staticmethod(field_answer)
     run_synth(load_synth_config(write_config()), progress=False)
+    scripted.calls = []
     with pytest.raises(SynthError, match="was written with another config"):
         run_synth(load_synth_config(write_config(seed=1)), progress=False)
+    assert scripted.calls == []  # refused before generating anything
 
 
 def test_the_task_list_is_reused_as_edited_by_hand(write_config, scripted):
