@@ -178,19 +178,11 @@ def brainstorm_tasks(
 
 def _read_tasks(path: Path) -> dict[str, list[str]]:
     tasks: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                family, task = str(row["family"]), str(row["task"]).strip()
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise SynthError(
-                    f'{path}: line {n}: expected {{"family": ..., "task": ...}}, got {line.strip()[:100]!r}'
-                ) from None
-            if task:
-                tasks.setdefault(family, []).append(task)
+    for n, row in enumerate(_read_jsonl(path), 1):
+        if not isinstance(row, dict) or not isinstance(row.get("family"), str) or not isinstance(row.get("task"), str):
+            raise SynthError(f'{path}: row {n}: expected {{"family": ..., "task": ...}}, got {str(row)[:100]}')
+        if row["task"].strip():
+            tasks.setdefault(row["family"], []).append(row["task"].strip())
     return tasks
 
 
@@ -295,7 +287,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
                 try:
                     rows.append(json.loads(line))
                 except json.JSONDecodeError:
-                    raise SynthError(f"{path}: line {n} is not JSON; the file was changed by hand?") from None
+                    raise SynthError(f"{path}: line {n} is not JSON; was the file edited by hand?") from None
     return rows
 
 

@@ -149,3 +149,11 @@ def test_json_format_parses_one_answer_per_example_and_writes_parquet(write_conf
     assert summary.kept == summary.asked == 10
     table = pq.read_table(cfg.output_path.with_suffix(".parquet"))
     assert table.num_rows == 10 and {"instruction", "query", "positive", "negative"} <= set(table.column_names)
+
+
+def test_a_broken_task_list_names_the_file_and_row(write_config, scripted):
+    cfg = load_synth_config(write_config())
+    cfg.tasks_path.parent.mkdir(parents=True)
+    cfg.tasks_path.write_text('{"family": "retrieval", "task": "Given a dish, retrieve recipes."}\n{"task": 3}\n')
+    with pytest.raises(SynthError, match=r"synth.tasks.jsonl: row 2: expected"):
+        run_synth(cfg, progress=False)
