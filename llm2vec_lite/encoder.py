@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import json
 import logging
 import os
@@ -46,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from llm2vec_lite.pooling import POOLING_MODES, check_pooling, embed, needs_eos
+from llm2vec_lite.runtime import bf16_is_fast, cpu_has_fast_bf16
 from llm2vec_lite.tokenization import PaddingSide, TokenizedRow, _pad_id, encode_rows, pad_rows
 
 logger = logging.getLogger(__name__)
@@ -59,23 +59,6 @@ _ST_POOLING = {"mean": "mean", "weighted_mean": "weightedmean", "last_token": "l
 ConvertTo = Literal["numpy", "torch"]
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_fast_bf16() -> bool:
-    """True when this CPU multiplies bf16 matrices natively (AMX or AVX512-BF16).
-
-    Elsewhere oneDNN emulates bf16 and autocast would be slower than float32, so it stays off.
-    """
-    flags: set[str] = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags.update(line.split(":", 1)[1].split())
-                break
-    if flags:
-        return bool(flags & {"amx_bf16", "avx512_bf16"})
-    with contextlib.suppress(Exception):  # no /proc (macOS, Windows): ask torch
-        return torch.backends.cpu.get_cpu_capability() == "AMX"
-    return False
 
 
 def _backbone(model):
@@ -299,9 +282,7 @@ class Encoder:
         weight_dtype = next(self.model.parameters()).dtype
         if weight_dtype != torch.float32:
             return False  # already low precision: nothing to gain
-        if self.device.type == "cuda":
-            return torch.cuda.is_bf16_supported()
-        return self.device.type == "cpu" and cpu_has_fast_bf16()
+        return bf16_is_fast(self.device)
 
     def _embed_rows(
         self,

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from llm2vec_lite.errors import RecipeError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StagePlan", "convert", "format_plan", "plan"]
+__all__ = ["StagePlan", "convert", "format_plan", "in_batch_negatives", "plan"]
 
 STAGE_FILE = "stage.json"
 
@@ -151,6 +152,8 @@ def count_lora_parameters(recipe, index: int) -> int:
 
     path, gguf_file = resolve_gguf(resolve_model_path(recipe.base_model), recipe.gguf_file)
     kwargs = {"gguf_file": gguf_file} if gguf_file else {}
+    if recipe.revision:
+        kwargs["revision"] = recipe.revision
     config = AutoConfig.from_pretrained(path, **kwargs)
     cls = AutoModelForCausalLM if recipe.stages[index].kind == "mntp" else AutoModel
     with torch.device("meta"):
@@ -174,8 +177,15 @@ def _lora_config(recipe, index: int):
 
 def format_plan(recipe, plans: list[StagePlan]) -> str:
     """The dry-run report: one block per stage, then the final folder."""
-    lines = [f"recipe {recipe.name} (fingerprint {recipe.fingerprint})", f"base model: {recipe.base_model}"]
+    from llm2vec_lite.schedule import summarize_schedule
+
+    revision = f" @ {recipe.revision}" if recipe.revision else ""
+    lines = [
+        f"recipe {recipe.name} (fingerprint {recipe.fingerprint})",
+        f"base model: {recipe.base_model}{revision}",
+    ]
     for p in plans:
+        stage = recipe.stages[p.index]
         lora = f"{p.lora_params:,}" if p.lora_params is not None else "?"
         verb = {"run": "RUN ", "skip": "SKIP", "conflict": "CONFLICT"}[p.action]
         lines += [
@@ -184,6 +194,8 @@ def format_plan(recipe, plans: list[StagePlan]) -> str:
             f"    steps:  {p.steps} x batch {p.batch_size}"
             + (f" x accumulation {p.accumulation}" if p.accumulation > 1 else "")
             + f", max_length {p.max_length} -> at most {p.tokens_bound:,} tokens",
+            f"    lr:     {summarize_schedule(stage).describe()}",
+            *([f"    negatives: {negatives}"] if (negatives := in_batch_negatives(stage)) else []),
             f"    LoRA:   {lora} trainable parameters (r={recipe.lora_for(p.index).r})",
             f"    output: {p.folder}",
             *[f"    note:   {n}" for n in p.notes],
@@ -192,6 +204,41 @@ def format_plan(recipe, plans: list[StagePlan]) -> str:
     if any(p.action == "conflict" for p in plans):
         lines.append("conflicting folders would stop the run; pass --overwrite to retrain them")
     return "\n".join(lines)
+
+
+def in_batch_negatives(stage, processes: int | None = None) -> str | None:
+    """How many candidates each query is scored against in one loss, in words (None: not contrastive).
+
+    ``batch_size`` is the global micro-batch: under ``accelerate launch`` every process embeds its
+    share and the candidates are gathered from all of them, so the count does not depend on the
+    number of processes. Gradient accumulation does not add candidates (each micro-batch is its own
+    loss); GradCache embeds the whole ``batch_size`` first, so all of it is in one loss.
+
+    Args:
+        stage: a recipe stage.
+        processes: how many processes will train (default: ``WORLD_SIZE`` of ``accelerate launch``).
+    """
+    if processes is None:
+        processes = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if stage.kind not in ("simcse", "supervised"):
+        return None
+    b = stage.batch_size
+    hard = stage.kind == "supervised" and stage.hard_negatives
+    total = 2 * b if hard else b
+    what = f"{b} positives + {b} hard negatives" if hard else f"{b} positives"
+    if stage.kind == "simcse":
+        what = f"the {b} second dropout views"
+    line = f"{total} candidates per query ({what}: 1 positive, {total - 1} negatives)"
+    if stage.gradient_accumulation_steps > 1:
+        line += (
+            f"; accumulation adds none: {stage.gradient_accumulation_steps} separate losses a step, "
+            f"{b * stage.gradient_accumulation_steps} rows in all"
+        )
+    if getattr(stage, "gradcache_chunk_size", None):
+        line += f"; GradCache embeds {stage.gradcache_chunk_size} at a time, the loss sees all {b}"
+    if processes > 1:
+        return line + f"; {processes} processes embed {b // processes} rows each and gather the rest"
+    return line + "; batch_size is global: the same under accelerate launch, gathered across processes"
 
 
 def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerator=None) -> Path:
@@ -228,6 +275,7 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
     for p, stage in zip(plans, stages, strict=True):  # all data problems before any model loads
         if p.action != "skip":
             stage.check_data()
+    _refuse_pickled_weights(recipe)
 
     from llm2vec_lite.trainer import make_accelerator
 
@@ -247,19 +295,52 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
     return final
 
 
+_PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt")
+
+
+def _refuse_pickled_weights(recipe) -> None:
+    """A local base-model folder with only pickled weights fails here, before anything loads.
+
+    Stage inputs are always loaded with ``use_safetensors=True`` (a hub checkpoint without
+    safetensors then fails in ``from_pretrained``); this check gives local folders a clear message.
+
+    Raises:
+        RecipeError: If ``base_model`` is a local folder with pickled weights and no safetensors.
+    """
+    folder = Path(recipe.base_model)
+    if recipe.gguf_file or not folder.is_dir() or any(folder.glob("*.safetensors")):
+        return
+    pickled = sorted(p.name for pattern in _PICKLED_WEIGHTS for p in folder.glob(pattern))
+    if pickled:
+        raise RecipeError(
+            f"base_model = {recipe.base_model}: holds only pickled weights ({', '.join(pickled)}), which "
+            "llm2vec-lite never loads (unpickling can run code). Convert them to safetensors, or for a hub "
+            "model set `revision` to a branch or pull request that has model.safetensors."
+        )
+
+
 def _load_input(recipe, index: int, head: str):
     from llm2vec_lite.modeling import load_model
+    from llm2vec_lite.paths import resolve_model_path
 
     stage = recipe.stages[index]
     from_base = index == 0 and not stage.init_from
+    source = _source_for(recipe, index)
+    gguf_file = recipe.gguf_file if from_base else None
+    hub: dict[str, Any] = {"revision": recipe.revision} if from_base and recipe.revision else {}
+    if not (gguf_file or resolve_model_path(source).endswith(".gguf")):
+        # Never unpickle weights: a checkpoint with only pytorch_model.bin fails here with a clear
+        # error; pin a `revision` that has safetensors (the MiniCPM recipe does).
+        hub["use_safetensors"] = True
     return load_model(
-        _source_for(recipe, index),
+        source,
         head=head,
         dtype=recipe.dtype,
         attn_implementation=recipe.attn_implementation,
-        gguf_file=recipe.gguf_file if from_base else None,
+        gguf_file=gguf_file,
         bidirectional=recipe.bidirectional,
         window=recipe.window,
+        **hub,
     )
 
 

@@ -159,6 +159,24 @@ class DataSource(_Strict):
         "anchor, positive, negative); default: the stage's column names",
     )
     limit: int | None = Field(None, gt=0, description="read at most this many rows from this source")
+    query_instruction: str | None = Field(
+        None, description="supervised: instruction before the queries of this source (overrides the stage's)"
+    )
+    document_instruction: str | None = Field(
+        None,
+        description="supervised: instruction before the positives and negatives of this source (overrides "
+        "the stage's); set it equal to query_instruction for symmetric tasks",
+    )
+    instruction_column: str | None = Field(
+        None,
+        description="supervised: column holding each row's own query instruction; an empty cell falls back "
+        "to this source's query_instruction, then the stage's",
+    )
+    instruction_template: str | None = Field(
+        None,
+        description="how an instruction_column cell becomes the prefix: '{instruction}' stands for the "
+        "(stripped) cell, e.g. 'Instruct: {instruction}\nQuery: ' (E5); null = '{instruction} '",
+    )
 
     # Where the source sits in its recipe ("recipe.yaml: stages[0].data"); used in DataError messages.
     _origin: str | None = PrivateAttr(None)
@@ -176,6 +194,18 @@ class DataSource(_Strict):
             raise ValueError("data_files only applies to hub sources; give the file as 'path' instead")
         if self.columns is not None and not self.columns:
             raise ValueError("columns must name at least one column (or be left out)")
+        if self.instruction_template is not None and (
+            self.instruction_column is None or "{instruction}" not in self.instruction_template
+        ):
+            raise ValueError(
+                "instruction_template applies to instruction_column cells: set instruction_column and "
+                "write '{instruction}' where the cell goes, e.g. 'Instruct: {instruction}\nQuery: '"
+            )
+        if self.instruction_column is not None and self.inferred_format() == "txt":
+            raise ValueError(
+                "instruction_column needs a table (.tsv, .csv, .jsonl, .parquet or a hub dataset); "
+                "a .txt file has one text a line"
+            )
         return self
 
     def inferred_format(self) -> str | None:
@@ -200,6 +230,9 @@ class DataSource(_Strict):
         name = f"/{self.name}" if self.name else ""
         files = f"[{self.data_files}]" if isinstance(self.data_files, str) else ""
         return f"hub:{self.hub}{name}{files}:{self.split}"
+
+
+_SOURCE_INSTRUCTION_KEYS = ("query_instruction", "document_instruction", "instruction_column", "instruction_template")
 
 
 def _coerce_source(value: Any) -> Any:
@@ -230,7 +263,15 @@ class StageBase(_Strict):
     learning_rate: float = Field(gt=0, description="peak learning rate (AdamW)")
     warmup_steps: int = Field(0, ge=0, description="linear warmup steps from 0 to learning_rate")
     schedule: Literal["constant", "linear", "cosine"] = Field(
-        "linear", description="learning-rate decay after warmup"
+        "linear",
+        description="learning-rate shape after warmup: linear or cosine decay to 0 at the horizon, or "
+        "constant (warmup, then the peak)",
+    )
+    schedule_steps: int | None = Field(
+        None,
+        gt=0,
+        description="decay horizon: the schedule behaves as if the run had this many steps (training "
+        "still stops at steps); must be >= steps; null = steps",
     )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay")
     gradient_accumulation_steps: int = Field(
@@ -274,6 +315,27 @@ class StageBase(_Strict):
             raise ValueError("data must name at least one source")
         return self
 
+    @field_validator("schedule_steps")
+    @classmethod
+    def _horizon_covers_run(cls, v: int | None, info: Any) -> int | None:
+        steps = info.data.get("steps")
+        if v is not None and isinstance(steps, int) and v < steps:
+            raise ValueError(
+                f"must be >= steps ({steps}): it is the decay horizon, and training stops at steps; "
+                "leave it out to decay over the run"
+            )
+        return v
+
+    def _no_instructions(self) -> None:
+        """Instructions are a supervised-stage notion; a source of another stage may not set them."""
+        for i, src in enumerate(self.sources()):
+            for key in _SOURCE_INSTRUCTION_KEYS:
+                if getattr(src, key) is not None:
+                    raise ValueError(
+                        f"{self._data_label(i)}.{key}: only supervised stages use instructions "
+                        f"({self.kind} trains on plain texts); remove it"
+                    )
+
 
 class MNTPStage(StageBase):
     """Masked next-token prediction: mask tokens, predict each from the position before it."""
@@ -299,6 +361,7 @@ class MNTPStage(StageBase):
         for i, src in enumerate(self.sources()):
             if src.columns is not None and len(src.columns) != 1:
                 raise ValueError(f"{self._data_label(i)}.columns = {src.columns}: mntp reads one text column")
+        self._no_instructions()
         return self
 
 
@@ -316,6 +379,7 @@ class SimCSEStage(StageBase):
                 raise ValueError(
                     f"{self._data_label(i)}.columns = {src.columns}: simcse reads one text column"
                 )
+        self._no_instructions()
         return self
 
 
@@ -393,6 +457,11 @@ class Recipe(_Strict):
         description="hub id, local folder, or .gguf file; relative local paths resolve against the recipe",
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside base_model (a hub repo or folder)")
+    revision: str | None = Field(
+        None,
+        description="hub revision of base_model (branch, tag, commit or refs/pr/N); pin one that has "
+        "safetensors weights: pickled .bin weights are never loaded",
+    )
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field(
         "float32", description="dtype of the weights while training"
     )
@@ -497,15 +566,21 @@ class Recipe(_Strict):
     def _hashable(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude=_RECIPE_UNHASHED)
         data["base_model"] = self._portable(data["base_model"], local_only=True)
+        _drop_unset(data, ("revision",))
         for i, stage in enumerate(data["stages"]):
             for key in _STAGE_UNHASHED:
                 stage.pop(key, None)
+            _drop_unset(stage, ("schedule_steps",))
+            if stage["schedule"] == "constant" and stage["warmup_steps"]:
+                # 'constant' used to skip the warmup; its weights differ now, so must its fingerprint.
+                stage["schedule"] = "constant_with_warmup"
             if i in self._stage_refs:
                 stage["init_from"] = f"stages[{self._stage_refs[i]}]"
             elif stage.get("init_from"):
                 stage["init_from"] = self._portable(stage["init_from"])
             sources = stage["data"] if isinstance(stage["data"], list) else [stage["data"]]
             for src in sources:
+                _drop_unset(src, _SOURCE_INSTRUCTION_KEYS)
                 if src.get("path"):
                     src["path"] = self._portable(src["path"])
         return data
@@ -565,6 +640,14 @@ def _stage_ref(value: str | None) -> int | None:
         return None
     m = _STAGE_REF.match(value)
     return int(m.group(1) or m.group(2)) if m else None
+
+
+def _drop_unset(mapping: dict[str, Any], keys: Sequence[str]) -> None:
+    """Leave fields added after fingerprints existed out of the hash while unset (null), so adding
+    them to the schema keeps every finished stage of an older recipe finished."""
+    for key in keys:
+        if mapping.get(key) is None:
+            mapping.pop(key, None)
 
 
 def _digest(data: Any) -> str:

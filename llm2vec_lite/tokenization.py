@@ -109,36 +109,51 @@ def _trailing_special(special: list[int]) -> int:
     return n
 
 
+Instruction = str | None | Sequence[str | None]
+
+
+def _per_row(instruction: Instruction, n: int) -> list[str]:
+    """One instruction string per text ('' for none), from one shared value or a list of ``n``."""
+    if instruction is None or isinstance(instruction, str):
+        return [instruction or ""] * n
+    per_row = [i or "" for i in instruction]
+    if len(per_row) != n:
+        raise ValueError(f"got {len(per_row)} instructions for {n} texts; give one per text or a single one")
+    return per_row
+
+
 def encode_rows(
     tokenizer,
     texts: list[str],
     *,
     max_length: int,
-    instruction: str | None = None,
+    instruction: Instruction = None,
     add_eos: bool = False,
 ) -> list[TokenizedRow]:
-    """Tokenize ``texts`` (each prefixed by ``instruction``) into unpadded rows.
+    """Tokenize ``texts`` (each prefixed by its instruction) into unpadded rows.
 
     Args:
         tokenizer: a Hugging Face fast tokenizer (character offsets are needed).
         texts: the texts; empty strings are allowed and still give at least one token.
         max_length: rows longer than this are cut from the right; special tokens the tokenizer
             puts at the end (and the EOS appended for ``add_eos``) are kept.
-        instruction: prefix that is attended to but excluded from the pooled tokens.
+        instruction: prefix that is attended to but excluded from the pooled tokens: one for
+            every text, or a list with one per text (None or '' for none).
         add_eos: append the EOS token where the tokenizer does not (last-token pooling needs it).
 
     Returns:
         One :class:`TokenizedRow` per text, in the order given.
 
     Raises:
-        ValueError: If ``max_length`` cannot hold one text token plus the special tokens.
+        ValueError: If ``max_length`` cannot hold one text token plus the special tokens, or a
+            list of instructions does not have one per text.
     """
-    instruction = instruction or ""
+    instructions = _per_row(instruction, len(texts))
     eos = tokenizer.eos_token_id
     append_eos = add_eos and eos is not None and not tokenizer_appends_eos(tokenizer)
     if not texts:
         return []
-    joined = [instruction + t for t in texts]
+    joined = [i + t for i, t in zip(instructions, texts, strict=True)]
     enc = tokenizer(
         joined,
         add_special_tokens=True,
@@ -147,11 +162,11 @@ def encode_rows(
         truncation=False,
         verbose=False,
     )
-    n_instr_chars = len(instruction)
     rows: list[TokenizedRow] = []
-    for ids, offsets, special in zip(
-        enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], strict=True
+    for ids, offsets, special, instr in zip(
+        enc["input_ids"], enc["offset_mapping"], enc["special_tokens_mask"], instructions, strict=True
     ):
+        n_instr_chars = len(instr)
         ids = list(ids)
         pool = [
             0 if (sp or (n_instr_chars and end <= n_instr_chars)) else 1
@@ -211,17 +226,18 @@ def tokenize(
     texts: list[str],
     *,
     max_length: int,
-    instruction: str | None = None,
+    instruction: Instruction = None,
     add_eos: bool = False,
     padding_side: PaddingSide = "right",
 ) -> TokenizedBatch:
-    """Tokenize ``texts`` (each prefixed by ``instruction``) into a padded batch.
+    """Tokenize ``texts`` (each prefixed by its instruction) into a padded batch.
 
     Args:
         tokenizer: a Hugging Face fast tokenizer.
         texts: the texts; empty strings are allowed and still give at least one token.
         max_length: sequences longer than this are cut (the EOS, when added, is kept).
-        instruction: prefix that is attended to but excluded from ``pool_mask``.
+        instruction: prefix that is attended to but excluded from ``pool_mask``: one for every
+            text, or a list with one per text (None or '' for none).
         add_eos: append the EOS token where the tokenizer does not (last-token pooling needs it).
         padding_side: where padding goes; results of a correct model must not depend on it.
 

@@ -5,8 +5,8 @@ Stages supply ``batches(start)`` and ``loss(model, batch)`` (and, for GradCache,
 per step micro-batches with gradient accumulation, clip, optimizer and scheduler step, log,
 checkpoint.
 
-- Mixed precision: ``Accelerator(mixed_precision="bf16")`` autocasts the forward (on CPU too; the
-  weights stay float32). See :func:`make_accelerator`.
+- Mixed precision: ``Accelerator(mixed_precision="bf16")`` autocasts the forward where bf16 is fast
+  (the weights stay float32); :func:`llm2vec_lite.runtime.mixed_precision` decides, for encoding too.
 - Multi-process: run under ``accelerate launch``; the model is wrapped in DDP by
   ``accelerator.prepare`` and the stages gather contrastive candidates across processes.
   ``batch_size`` in a recipe is the GLOBAL micro-batch, so 1 and N processes train the same thing.
@@ -61,6 +61,7 @@ class LoopSettings:
     learning_rate: float
     warmup_steps: int = 0
     schedule: str = "linear"
+    schedule_steps: int | None = None
     weight_decay: float = 0.0
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
@@ -100,18 +101,17 @@ class TrainResult:
 def make_accelerator(autocast: str = "auto", **kwargs: Any):
     """An ``Accelerator`` with bf16 autocast where it helps.
 
-    ``autocast``: ``"auto"`` -> bf16 when the device supports it (CUDA with bf16, any CPU), else none;
-    ``"bf16"`` / ``"fp16"`` / ``"none"`` force it. accelerate keeps one global state per process;
+    ``autocast``: ``"auto"`` -> bf16 where the device computes it fast (CUDA with bf16, CPUs with AMX or
+    AVX512-BF16; see :mod:`llm2vec_lite.runtime`), else float32; ``"bf16"`` / ``"fp16"`` / ``"none"``
+    force it. accelerate keeps one global state per process;
     in a single process we reset it so that successive conversions (tests, notebooks) may differ.
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, PartialState
 
-    if autocast == "auto":
-        cuda = torch.cuda.is_available() and not os.environ.get("ACCELERATE_USE_CPU")
-        mixed = "bf16" if (not cuda or torch.cuda.is_bf16_supported()) else "no"
-    else:
-        mixed = {"bf16": "bf16", "fp16": "fp16", "none": "no"}[autocast]
+    from llm2vec_lite.runtime import mixed_precision, training_device
+
+    mixed = mixed_precision(autocast, training_device())
     if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Launched as several processes on a CPU-only machine (`accelerate launch --multi_gpu` or
         # torchrun): accelerate only sets up gloo / MULTI_CPU when told it runs on the CPU.
@@ -154,7 +154,7 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
     Raises:
         TrainingError: If the loss is NaN or inf (names the step), or nothing is trainable.
     """
-    from transformers import get_scheduler
+    from llm2vec_lite.schedule import make_scheduler
 
     s, acc, main = settings, accelerator, accelerator.is_main_process
     work_dir = Path(work_dir)
@@ -165,7 +165,7 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
     if s.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
-    scheduler = get_scheduler(s.schedule, optimizer, num_warmup_steps=s.warmup_steps, num_training_steps=s.steps)
+    scheduler = make_scheduler(optimizer, s)  # decays towards schedule_steps (default: steps)
 
     # Resume: weights, optimizer, scheduler, RNG and data position of the newest good checkpoint.
     step, position, ckpt_path = 0, 0, latest_checkpoint(ckpt_root)

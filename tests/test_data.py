@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from llm2vec_lite.data import MNTPCollator, mask_token_id, pack_texts, read_rows, read_texts
+from llm2vec_lite.data import (
+    InstructedRow,
+    MNTPCollator,
+    mask_token_id,
+    pack_texts,
+    read_instructed_rows,
+    read_rows,
+    read_texts,
+)
 from llm2vec_lite.errors import DataError
 from llm2vec_lite.recipe import DataSource
 
@@ -321,3 +329,41 @@ def test_hub_data_files_are_passed_to_load_dataset(monkeypatch):
     src = DataSource(hub="princeton-nlp/datasets-for-simcse", data_files="nli_for_simcse.csv")
     assert read_rows(src, ["sent0", "sent1", "hard_neg"]) == [("a", "b", "c")]
     assert seen == {"path": "princeton-nlp/datasets-for-simcse", "data_files": "nli_for_simcse.csv"}
+
+
+def test_instructions_come_from_the_row_then_the_source_then_the_stage(tmp_path):
+    f = tmp_path / "rows.jsonl"
+    f.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"q": "q1", "p": "p1", "n": "n1", "task": "  Find the answer "},
+                {"q": "q2", "p": "p2", "n": "n2", "task": ""},
+                {"q": "q3", "p": "p3", "n": "", "task": "Dropped row"},
+            ]
+        ),
+        encoding="utf-8",
+    )
+    g = tmp_path / "plain.tsv"
+    g.write_text("anchor\tpositive\tnegative\nq4\tp4\tn4\n", encoding="utf-8")
+    cols = ["q", "p", "n"]
+    sources = [
+        DataSource(path=str(f), columns=cols, instruction_column="task",
+                   instruction_template="Instruct: {instruction}\nQuery: ", query_instruction="Source: "),
+        DataSource(path=str(g), document_instruction="Same: "),
+    ]
+    rows = read_instructed_rows(sources, ["anchor", "positive", "negative"],
+                                query_instruction="Stage: ", document_instruction="Doc: ")
+    assert rows == [
+        InstructedRow(("q1", "p1", "n1"), "Instruct: Find the answer\nQuery: ", "Doc: "),  # the row's own
+        InstructedRow(("q2", "p2", "n2"), "Source: ", "Doc: "),  # empty cell: the source's
+        InstructedRow(("q4", "p4", "n4"), "Stage: ", "Same: "),  # nothing on the source: the stage's
+    ]
+    assert read_rows(sources, ["anchor", "positive", "negative"]) == [r.texts for r in rows]
+
+
+def test_missing_instruction_column_names_the_field(tmp_path):
+    f = tmp_path / "rows.tsv"
+    f.write_text("anchor\tpositive\nq\tp\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"instruction_column = 'task': .* has no such column; found \['anchor', 'positive'\]"):
+        read_instructed_rows(DataSource(path=str(f), instruction_column="task"), ["anchor", "positive"])

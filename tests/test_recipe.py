@@ -170,6 +170,19 @@ def test_recipe_error_names_file_and_field(project):
             r"stages\[2\]: data.columns = \['q', 'p'\]: supervised needs 3 columns",
         ),
         ("stages=[]", r"stages = \[\]: must have at least 1 item"),
+        ("stages.0.schedule_steps=3", r"stages\[0\]\.schedule_steps = 3: must be >= steps \(4\)"),
+        (
+            "stages.1.data={path: ./sentences.txt, query_instruction: 'Q: '}",
+            r"stages\[1\]: data.query_instruction: only supervised stages use instructions",
+        ),
+        (
+            "stages.2.data={path: ./triplets.tsv, instruction_template: 'Q: '}",
+            r"stages\[2\]\.data: instruction_template applies to instruction_column cells",
+        ),
+        (
+            "stages.0.data={path: ./text.txt, instruction_column: task}",
+            r"instruction_column needs a table",
+        ),
         ("stages.1.data=5", r"stages\[1\]\.data = 5: must be a mapping"),
     ],
 )
@@ -417,3 +430,22 @@ def test_init_from_a_missing_folder_is_an_error(project):
 def test_data_files_needs_a_hub_source(project):
     message = _errors(project / "recipe.yaml", ["stages.0.data={path: ./text.txt, data_files: x.csv}"])
     assert "data_files only applies to hub sources" in message
+
+
+def test_new_unset_fields_keep_old_fingerprints_and_set_ones_change_them(project):
+    """schedule_steps, revision and source instructions join the hash only when set."""
+    path = project / "recipe.yaml"
+    base = load_recipe(path)
+    spelled = load_recipe(path, ["revision=null", "stages.2.data={path: ./triplets.tsv, query_instruction: null}"])
+    assert spelled.fingerprint == base.fingerprint
+    for override in (
+        "stages.2.schedule_steps=40",
+        "revision=refs/pr/3",
+        "stages.2.data={path: ./triplets.tsv, query_instruction: 'Q: '}",
+        "stages.2.schedule=constant",
+    ):
+        assert load_recipe(path, [override]).stage_fingerprint(2) != base.stage_fingerprint(2), override
+    assert load_recipe(path, ["stages.2.schedule_steps=40"]).stage_fingerprint(1) == base.stage_fingerprint(1)
+    # 'constant' now warms up: with warmup its weights (and fingerprint) differ from the old meaning
+    constant = load_recipe(path, ["stages.2.schedule=constant", "stages.2.warmup_steps=2"])
+    assert constant._hashable()["stages"][2]["schedule"] == "constant_with_warmup"

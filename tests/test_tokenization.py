@@ -32,6 +32,26 @@ def test_instruction_tokens_are_attended_but_not_pooled():
     assert batch.pool_mask[0, : n_all - n_text].sum() == 0  # the instruction comes first, unpooled
 
 
+def test_one_instruction_per_row_each_left_out_of_pooling():
+    tok = _tok()
+    texts = ["the cat", "the cat", "the cat"]
+    batch = tokenize(tok, texts, max_length=32, instruction=["Query:\n", None, "hello world the mat on\n"])
+    n_text = len(tok("the cat")["input_ids"])
+    lengths = batch.attention_mask.sum(dim=1).tolist()
+    assert batch.pool_mask.sum(dim=1).tolist() == [n_text] * 3  # only the text is pooled, in every row
+    assert lengths[1] == n_text and lengths[0] > n_text and lengths[2] > n_text and lengths[0] != lengths[2]
+    for i, instruction in enumerate(["Query:\n", "", "hello world the mat on\n"]):  # same as tokenizing each alone
+        alone = tokenize(tok, ["the cat"], max_length=32, instruction=instruction)
+        n = lengths[i]
+        assert batch.input_ids[i, :n].tolist() == alone.input_ids[0].tolist()
+        assert batch.pool_mask[i, :n].tolist() == alone.pool_mask[0].tolist()
+
+
+def test_instruction_list_must_match_the_texts():
+    with pytest.raises(ValueError, match="2 instructions for 3 texts"):
+        tokenize(_tok(), ["a", "b", "c"], max_length=8, instruction=["x", "y"])
+
+
 def test_token_straddling_the_boundary_belongs_to_the_text():
     tok = _tok()
     batch = tokenize(tok, ["the cat"], max_length=32, instruction="Query:")  # " the" spans no boundary char

@@ -1,7 +1,7 @@
 """Supervised contrastive training on (query, positive[, hard negative]) rows, with optional GradCache.
 
-Queries (anchors, with ``query_instruction``) are scored against a pool of candidates: every
-positive of the global batch, then every hard negative (documents, with ``document_instruction``):
+Queries (anchors, with their query instruction) are scored against a pool of candidates: every
+positive of the global batch, then every hard negative (documents, with their document instruction):
 
     loss_i = -log( exp(s(q_i, d_i+)/tau) / ( sum_j exp(s(q_i, d_j+)/tau) + sum_j exp(s(q_i, d_j-)/tau) ) )
 
@@ -17,6 +17,12 @@ second, so dropout masks match and the parameter gradients equal those of the pl
 (``tests/stages/test_supervised.py`` checks it). Memory then scales with the chunk, not the batch.
 
 Inputs: columns ``anchor, positive, negative`` (``anchor, positive`` with ``hard_negatives: false``).
+Instructions are per row (:func:`llm2vec_lite.data.read_instructed_rows`): a row's own
+``instruction_column`` cell, else its source's, else the stage's ``query_instruction`` on the query;
+the source's or the stage's ``document_instruction`` on its positive and negative. A per-row
+instruction goes on the query side only (the E5 rule); for symmetric tasks (LLM2Vec's Quora and
+half of NLI) a source sets ``document_instruction`` too. Instructions are attended to and left out
+of pooling.
 
 References:
     BehnamGhader et al. 2024, "LLM2Vec", arXiv:2404.05961 (supervised stage, E5 data).
@@ -31,6 +37,7 @@ from collections.abc import Iterator
 
 import torch
 
+from llm2vec_lite.data import InstructedRow
 from llm2vec_lite.losses import gather_with_grad, info_nce, process_rank
 from llm2vec_lite.pooling import embed, needs_eos
 from llm2vec_lite.stages import register_stage
@@ -56,15 +63,20 @@ class SupervisedStage:
         self.max_length = recipe.max_length_for(index)
         self.seed = recipe.seed_for(index)
         self.pooling = recipe.pooling
-        self.rows_data: list[tuple[str, ...]] | None = None
+        self.rows_data: list[InstructedRow] | None = None
         if cfg.gradcache_chunk_size is None:
             self.backward = None  # the trainer then calls loss() and backward itself
 
     def check_data(self) -> None:
         """Read the rows now so a bad file fails before any model loads. Raises DataError."""
-        from llm2vec_lite.data import read_rows
+        from llm2vec_lite.data import read_instructed_rows
 
-        self.rows_data = read_rows(self.cfg.data, self.cfg.columns())
+        self.rows_data = read_instructed_rows(
+            self.cfg.data,
+            self.cfg.columns(),
+            query_instruction=self.cfg.query_instruction,
+            document_instruction=self.cfg.document_instruction,
+        )
 
     def setup(self, model, tokenizer):
         """Build the sampler; nothing changes in the model."""
@@ -86,17 +98,17 @@ class SupervisedStage:
             rows = [self.rows_data[i] for i in self.sampler.batch(m)][self.rows]
             q = tokenize(
                 self.tokenizer,
-                [r[0] for r in rows],
+                [r.texts[0] for r in rows],
                 max_length=self.max_length,
-                instruction=self.cfg.query_instruction,
+                instruction=[r.query_instruction for r in rows],
                 add_eos=eos,
             )
-            docs = [r[1] for r in rows] + ([r[2] for r in rows] if self.cfg.hard_negatives else [])
+            sides = 2 if self.cfg.hard_negatives else 1  # positives, then negatives
             d = tokenize(
                 self.tokenizer,
-                docs,
+                [r.texts[k] for k in range(1, 1 + sides) for r in rows],
                 max_length=self.max_length,
-                instruction=self.cfg.document_instruction,
+                instruction=[r.document_instruction for _ in range(sides) for r in rows],
                 add_eos=eos,
             )
             tb = concat_batches([q, d], _pad_id(self.tokenizer))  # (n * (2 or 3), seq)

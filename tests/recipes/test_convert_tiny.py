@@ -33,6 +33,9 @@ def test_dry_run_prints_the_plan_without_training(recipe_path):
         assert f"{kind}: not trained yet" in out
     assert "7 x batch 4, max_length 64 -> at most 1,792 tokens" in out
     assert "8,192 trainable parameters (r=8)" in out  # 2 layers x 7 linears x r(in+out), from config only
+    assert "lr:     linear, peak 0.0001 after 0 warmup steps, 2.5e-05 at the last step 4 (25% of peak)" in out
+    assert "negatives: 4 candidates per query (the 4 second dropout views: 1 positive, 3 negatives)" in out
+    assert "negatives: 8 candidates per query (4 positives + 4 hard negatives: 1 positive, 7 negatives)" in out
     assert str(root / "out" / "02-simcse") in out
     assert not (root / "out").exists()
 
@@ -106,3 +109,18 @@ def test_causal_recipe_trains_and_saves_a_causal_encoder(tmp_path):
         first = enc.model(input_ids=ids).last_hidden_state[0, 0]
         again = enc.model(input_ids=changed).last_hidden_state[0, 0]
     torch.testing.assert_close(first, again)  # causal: the first token never sees the last
+
+
+def test_base_model_with_only_pickled_weights_is_refused_before_loading(tmp_path):
+    """The project never unpickles weights: a .bin-only base model is an error naming `revision`."""
+    from llm2vec_lite.errors import RecipeError
+    from llm2vec_lite.pipeline import convert
+    from llm2vec_lite.recipe import load_recipe
+
+    recipe_path = make_tiny_project(tmp_path)
+    model_dir = tmp_path / "tiny-llama"
+    weights = next(model_dir.glob("*.safetensors"))
+    weights.rename(model_dir / "pytorch_model.bin")  # the name is enough: the check reads no weights
+    with pytest.raises(RecipeError, match=r"only pickled weights \(pytorch_model.bin\).*set `revision`"):
+        convert(load_recipe(recipe_path))
+    assert not (tmp_path / "out").exists()  # nothing written

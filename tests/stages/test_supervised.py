@@ -33,8 +33,8 @@ def test_loss_scores_queries_against_all_positives_and_hard_negatives(recipe):
     def emb(texts, instruction):
         return embed(model, tokenize(tok, texts, max_length=64, instruction=instruction), "mean")
 
-    q = emb([r[0] for r in rows], "Query: ")
-    pos, neg = emb([r[1] for r in rows], "Doc: "), emb([r[2] for r in rows], "Doc: ")
+    q = emb([r.texts[0] for r in rows], "Query: ")
+    pos, neg = emb([r.texts[1] for r in rows], "Doc: "), emb([r.texts[2] for r in rows], "Doc: ")
     want = info_nce(q, torch.cat([pos, neg]), 0.05)
     torch.testing.assert_close(stage.loss(model, batch), want, rtol=1e-4, atol=1e-5)
     assert batch.sequences == 3 * len(rows)
@@ -94,3 +94,35 @@ def test_gradcache_replays_each_chunks_dropout(recipe, accelerator):
     torch.testing.assert_close(got_loss, ref_loss.detach(), rtol=1e-5, atol=1e-5)
     for name in want:
         torch.testing.assert_close(got[name], want[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_rows_carry_their_own_query_instruction_and_none_on_documents(recipe, tmp_path):
+    """instruction_column: each query gets its row's cell (an empty cell: the stage's), documents none."""
+    from llm2vec_lite.recipe import DataSource
+    from llm2vec_lite.tokenization import encode_rows
+
+    model, tok = load_tiny(recipe)
+    own = ["Retrieve the answer: ", "", "Find a paraphrase of this: ", "Classify it: "]
+    lines = ["anchor\tpositive\tnegative\tinstruction"] + [
+        f"query {i} the\tpositive {i} a\tnegative {i} of\t{own[i]}" for i in range(4)
+    ]
+    (tmp_path / "rows.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    source = DataSource(path=str(tmp_path / "rows.tsv"), instruction_column="instruction")
+    stage = _stage(recipe, data=source, batch_size=4, query_instruction="Stage: ", document_instruction=None)
+    stage.setup(model, tok)
+    batch = next(stage.batches(0)).data
+    order = stage.sampler.batch(0)
+    want_query = {i: own[i].strip() + " " if own[i] else "Stage: " for i in range(4)}  # default template
+
+    def check(row: int, text: str, instruction: str | None) -> None:
+        (expected,) = encode_rows(tok, [text], max_length=64, instruction=instruction)
+        n = len(expected.ids)
+        assert int(batch.attention_mask[row].sum()) == n
+        assert batch.input_ids[row, :n].tolist() == expected.ids
+        assert batch.pool_mask[row, :n].tolist() == expected.pool
+
+    for k, i in enumerate(order):
+        check(k, f"query {i} the", want_query[i])
+        assert int(batch.pool_mask[k].sum()) < int(batch.attention_mask[k].sum())  # instruction unpooled
+        check(4 + k, f"positive {i} a", None)
+        check(8 + k, f"negative {i} of", None)
