@@ -1,4 +1,4 @@
-"""A tiny recipe trains on a file `llm2vec-lite synth` wrote (the output's columns are what recipes read)."""
+"""A tiny recipe trains on a file `llm2vec-lite synth` wrote, each row's instruction on its query only."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tiny_project import make_tiny_project, sentences
+from tiny_project import TINY_RECIPE, make_tiny_project, sentences
 
 from llm2vec_lite.synth import load_synth_config, run_synth
 from llm2vec_lite.synth.backends import Backend
@@ -25,19 +25,12 @@ class _Sentences(Backend):
         return out
 
 
-SYNTH_RECIPE = """\
-name: tiny-synth
-base_model: ./tiny-llama
-max_length: 64
-pooling: mean
-seed: 0
-output_dir: ./out
-lora: {r: 8, alpha: 16, dropout: 0.0, target_modules: all-linear}
+SYNTH_RECIPE = TINY_RECIPE.split("stages:")[0] + """\
 stages:
   - kind: supervised
     data:
       - {path: ./triplets.tsv}
-      - {path: ./synth/synth.jsonl, columns: [query, positive, negative]}
+      - {path: ./synth/synth.jsonl, columns: [query, positive, negative], instruction_column: instruction}
     steps: 3
     batch_size: 4
     learning_rate: 1.0e-4
@@ -59,6 +52,18 @@ def test_a_tiny_recipe_trains_on_synth_output(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "synth" / "synth.jsonl").read_text().splitlines()]
     assert summary.kept == len(rows) >= 4
     assert all(r["instruction"].startswith("Instruct: ") for r in rows)
+
+    from llm2vec_lite.data import read_instructed_rows
+    from llm2vec_lite.recipe import load_recipe
+
+    stage = load_recipe(recipe).stages[0]
+    read = read_instructed_rows(stage.sources(), stage.columns())
+    nli, synth = read[:48], read[48:]
+    assert all(r.query_instruction is None and r.document_instruction is None for r in nli)
+    # the cell is the whole E5 prefix and reaches the query side unchanged; documents get none
+    assert [r.query_instruction for r in synth] == [r["instruction"] for r in rows]
+    assert [r.texts[0] for r in synth] == [r["query"] for r in rows]
+    assert all(r.document_instruction is None for r in synth)
 
     proc = subprocess.run(
         [sys.executable, "-m", "llm2vec_lite", "convert", recipe.name],
