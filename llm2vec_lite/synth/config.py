@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from llm2vec_lite.errors import SynthError
+from llm2vec_lite.errors import RecipeError, SynthError
 from llm2vec_lite.recipe import (
     _display_path,
     _problem_report,
@@ -249,7 +249,7 @@ def load_synth_config(
         raise SynthError(f"{label}: a synth config must be a mapping of keys to values, got {type(raw).__name__}")
     try:
         raw = apply_overrides(raw, overrides, label=label)
-    except Exception as e:  # RecipeError from the shared override parser: same message, our type
+    except RecipeError as e:  # the shared override parser's message, under this module's error type
         raise SynthError(str(e)) from None
 
     problems: list[str] = []

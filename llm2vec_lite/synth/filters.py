@@ -9,7 +9,8 @@
 - :class:`NearDuplicateIndex` drops exact and near-duplicate examples (MinHash with banded LSH
   over word 3-grams, confirmed by the exact Jaccard similarity).
 - :class:`Decontaminator` drops examples that share a run of ``n`` words with any text of the
-  ``exclude:`` files (e.g. the STS sets), or that contain a whole shorter exclude text.
+  ``exclude:`` files (e.g. the STS sets), or that contain a whole shorter exclude text;
+  :func:`template_echo_checker` uses it to catch answers that copy the prompt's worked example.
 
 Every drop has one reason from :data:`DROP_REASONS`; the run's summary counts them.
 
@@ -36,6 +37,7 @@ __all__ = [
     "looks_like_language",
     "parse_json_example",
     "parse_task_list",
+    "template_echo_checker",
     "words",
 ]
 
@@ -45,6 +47,7 @@ DROP_REASONS = (
     "too_long",
     "language",
     "degenerate",  # fields copy each other, or a template placeholder leaked into the text
+    "echo",  # a field copies the prompt's own worked example (small models do)
     "duplicate",
     "near_duplicate",
     "contaminated",
@@ -397,3 +400,21 @@ class Decontaminator:
                         dec.add(cell)
             dec.sources.append(str(path))
         return dec
+
+
+_TEMPLATE_VAR = re.compile(r"\$\{?\w+\}?")
+
+
+def template_echo_checker(templates: Iterable[str], n: int = 5) -> Decontaminator:
+    """A :class:`Decontaminator` over the fixed text of prompt templates (their worked examples).
+
+    Each template line is cut at its ``$placeholders`` so no protected run spans a filled-in
+    value; an answer sharing ``n`` words with the fixed text (or containing a whole fixed fragment
+    of 5+ words) copied the prompt instead of answering it.
+    """
+    dec = Decontaminator(n=n)
+    for text in templates:
+        for line in text.split("\n"):
+            for fragment in _TEMPLATE_VAR.split(line):
+                dec.add(fragment)
+    return dec

@@ -51,6 +51,7 @@ from llm2vec_lite.synth.filters import (
     looks_like_language,
     parse_json_example,
     parse_task_list,
+    template_echo_checker,
 )
 from llm2vec_lite.synth.prompts import EXAMPLE_FIELDS, Family, PromptSet
 
@@ -380,6 +381,12 @@ def _examples_step(
     s = cfg.generator
     sampling = {"temperature": s.temperature, "top_p": s.top_p, "max_new_tokens": s.max_new_tokens, "chat": s.chat}
     f_opts = cfg.filters
+    echo = {
+        name: template_echo_checker(
+            t.template for t in [fam.json, *fam.fields.values()] if t is not None
+        )
+        for name, fam in prompts.families.items()
+    }
     failures, start = 0, time.perf_counter()
     bar = tqdm(total=len(attempts), initial=len(done), desc="synth", unit="ex", disable=not progress, dynamic_ncols=True)
     with out_path.open("a", encoding="utf-8") as out, rej_path.open("a", encoding="utf-8") as rej:
@@ -404,6 +411,10 @@ def _examples_step(
                     and any(decontaminator.contaminated(example[k]) for k in EXAMPLE_FIELDS)
                 ):
                     reason = "contaminated"
+                if reason is None and any(
+                    echo[attempt.family.name].contaminated(example[k]) for k in EXAMPLE_FIELDS
+                ):
+                    reason = "echo"
                 if reason is None:
                     reason = index.check(example["query"] + "\n" + example["positive"])
                 failures = failures + 1 if reason == "unparseable" else 0

@@ -21,7 +21,6 @@ class ScriptedBackend(Backend):
     simulated kill); every call is recorded in ``calls``.
     """
 
-    deterministic = True
     answer: Callable[[str, int], str] = staticmethod(lambda prompt, seed: "")
     fail_after: int | None = None
     calls: list[list[str]] = []

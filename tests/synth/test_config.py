@@ -105,3 +105,8 @@ def test_docs_field_reference_is_in_sync_with_the_schema():
         "docs/synth.md is out of date; regenerate its table with "
         "field_reference_markdown(llm2vec_lite.synth.config.REFERENCE_MODELS)"
     )
+
+
+def test_a_malformed_override_is_a_synth_error_naming_it(write_config):
+    with pytest.raises(SynthError, match="override 'generator.temperature': expected KEY=VALUE"):
+        load_synth_config(write_config(), ["generator.temperature"])

@@ -12,6 +12,7 @@ from llm2vec_lite.synth.filters import (
     looks_like_language,
     parse_json_example,
     parse_task_list,
+    template_echo_checker,
 )
 
 GOOD = {"query": "how to bake bread", "positive": "Mix flour, water and yeast, then bake.", "negative": "Bread prices rose."}
@@ -148,3 +149,15 @@ def test_decontaminator_reads_every_text_cell_of_a_tsv(tmp_path):
     assert dec.contaminated("I saw that an air plane is taking off.")
     assert dec.contaminated("Yesterday a plane is taking off from the runway at noon.")
     assert not dec.contaminated("5.0 stars for this hotel by the runway")
+
+
+def test_echo_checker_catches_copies_of_the_worked_example_seen_from_smollm2():
+    from llm2vec_lite.synth.prompts import PromptSet
+
+    sts = PromptSet.load("v1").families["sts"]
+    echo = template_echo_checker([sts.fields["positive"].template])
+    # SmolLM2-135M-Instruct answers, verbatim, to the v1 sts positive prompt (docs/synth.md)
+    assert echo.contaminated("In the kitchen, a man slices a loaf of bread, just as the beach is always on a lazy Sunday.")
+    assert echo.contaminated("In the kitchen, a man cuts a loaf of bread.")  # 'in the kitchen a man': 5 words
+    assert not echo.contaminated("In the heart of a bustling city, a child brought a vibrant energy to the stage.")
+    assert not echo.contaminated("Rewrite")  # fragments around placeholders are short

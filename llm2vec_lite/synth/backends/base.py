@@ -15,9 +15,6 @@ from typing import Any
 class Backend(ABC):
     """Base class of generator backends (see the module docstring)."""
 
-    #: True when the same seed and batch give the same answers (the run's determinism promise).
-    deterministic: bool = False
-
     def __init__(self, settings: Any):
         self.settings = settings
 

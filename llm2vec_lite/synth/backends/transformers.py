@@ -19,8 +19,6 @@ from llm2vec_lite.synth.backends.base import Backend
 class TransformersBackend(Backend):
     """Batched sampling with ``model.generate`` (see the module docstring)."""
 
-    deterministic = True
-
     def __init__(self, settings: Any, model: Any = None, tokenizer: Any = None):
         super().__init__(settings)
         self.model, self.tokenizer = model, tokenizer  # tests pass a tiny model in

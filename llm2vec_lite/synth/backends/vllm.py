@@ -16,8 +16,6 @@ from llm2vec_lite.synth.backends.base import Backend
 class VLLMBackend(Backend):
     """Generation with ``vllm.LLM`` (see the module docstring)."""
 
-    deterministic = True
-
     def start(self) -> None:
         """Import vLLM and load the model.
 
