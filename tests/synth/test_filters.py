@@ -152,12 +152,14 @@ def test_decontaminator_reads_every_text_cell_of_a_tsv(tmp_path):
 
 
 def test_echo_checker_catches_copies_of_the_worked_example_seen_from_smollm2():
-    from llm2vec_lite.synth.prompts import PromptSet
-
-    sts = PromptSet.load("v1").families["sts"]
-    echo = template_echo_checker([sts.fields["positive"].template])
-    # SmolLM2-135M-Instruct answers, verbatim, to the v1 sts positive prompt (docs/synth.md)
+    # A template with a worked example, as v1's sts positive template had when SmolLM2-135M-Instruct
+    # answered it with the first two texts below (verbatim; docs/synth.md).
+    template = (
+        "Sentence: A man is cutting bread in the kitchen.\nRewritten: In the kitchen, a man slices a loaf of bread.\n\n"
+        "Sentence: $query\nRewrite the sentence with different words so that it has $positive_similarity.\nRewritten:"
+    )
+    echo = template_echo_checker([template])
     assert echo.contaminated("In the kitchen, a man slices a loaf of bread, just as the beach is always on a lazy Sunday.")
     assert echo.contaminated("In the kitchen, a man cuts a loaf of bread.")  # 'in the kitchen a man': 5 words
     assert not echo.contaminated("In the heart of a bustling city, a child brought a vibrant energy to the stage.")
-    assert not echo.contaminated("Rewrite")  # fragments around placeholders are short
+    assert not echo.contaminated("so that it has the same meaning")  # fragments stop at placeholders

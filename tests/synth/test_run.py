@@ -45,14 +45,14 @@ def test_fields_are_generated_in_order_each_seeing_the_last(write_config, script
     run_synth(load_synth_config(write_config(families=[{"name": "sts", "examples_per_task": 2}])), progress=False)
     query_call, positive_call, negative_call = scripted.calls
     assert all("Sentence:" in p for p in query_call)
-    assert all("Rewrite the sentence" in p and "A passage about" in p for p in positive_call)
+    assert all("Say the same thing in other words" in p and "A passage about" in p for p in positive_call)
 
 
 def test_duplicates_and_near_duplicates_are_dropped(write_config, scripted):
     def answer(prompt, seed):
         if prompt.rstrip().endswith("Sentence:"):
             return "how to cook rice in a pot"
-        if "Rewrite" in prompt:  # the positive: the same text each time, but for a word now and then
+        if "Rewritten:" in prompt:  # the positive: the same text each time, but for a word now and then
             return "Rice cooks in about twenty minutes in a covered pot on low heat" + (" today" if seed % 2 else "")
         return "Pasta needs a large pot of salted boiling water"
 
@@ -69,7 +69,7 @@ def test_examples_sharing_ngrams_with_exclude_files_are_dropped(write_config, sc
     sts.write_text("sentence1\tsentence2\tscore\nA woman is slicing an onion on a wooden board.\tx\t4.0\n")
     leaked = "Today a woman is slicing an onion on a wooden board in her kitchen"
     scripted.answer = staticmethod(
-        lambda prompt, seed: leaked if "A passage about" in prompt and "Rewrite" in prompt else field_answer(prompt, seed)
+        lambda prompt, seed: leaked if "A passage about" in prompt and "Rewritten:" in prompt else field_answer(prompt, seed)
     )
     cfg = load_synth_config(write_config(families=[{"name": "sts", "examples_per_task": 3}], exclude=["stsb-dev.tsv"]))
     summary = run_synth(cfg, progress=False)
