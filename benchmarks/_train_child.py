@@ -65,7 +65,10 @@ def main() -> None:
         elif state["count"] == profile_after + profile_steps and state["prof"] is not None:
             wall = time.perf_counter() - state["t0"]
             state["prof"].__exit__(None, None, None)
-            state["result"] = categorise(state["prof"].key_averages(), profile_steps, wall)
+            events = state["prof"].key_averages()
+            state["result"] = categorise(events, profile_steps, wall)
+            top = sorted(events, key=lambda e: -e.self_cpu_time_total)[:12]
+            state["top"] = [(e.key, e.self_cpu_time_total / 1000 / profile_steps, e.count // profile_steps) for e in top]
 
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -82,6 +85,7 @@ def main() -> None:
         "metrics": metrics,
         "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "profile": state["result"],
+        "top_ops": state.get("top"),
         "stage": json.loads((stage_dir / "stage.json").read_text()),
     }))
 

@@ -15,6 +15,9 @@ from importlib import import_module
 
 from llm2vec_lite import __version__
 from llm2vec_lite.errors import Llm2VecError
+from llm2vec_lite.threads import prefer_passive_openmp
+
+prefer_passive_openmp()  # before any subcommand imports torch (see llm2vec_lite/threads.py)
 
 # Order is the order shown by --help.
 _COMMANDS = ("convert", "recipe", "encode", "eval", "patches", "synth")

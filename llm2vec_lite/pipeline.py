@@ -158,21 +158,10 @@ def count_lora_parameters(recipe, index: int) -> int:
     cls = AutoModelForCausalLM if recipe.stages[index].kind == "mntp" else AutoModel
     with torch.device("meta"):
         model = cls.from_config(config)
-    peft_model = get_peft_model(model, _lora_config(recipe, index))
+    from llm2vec_lite.lora import lora_config
+
+    peft_model = get_peft_model(model, lora_config(recipe, index))
     return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
-
-
-def _lora_config(recipe, index: int):
-    from peft import LoraConfig
-
-    lora = recipe.lora_for(index)
-    return LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,  # "all-linear": every linear layer except the LM head
-        bias="none",
-    )
 
 
 def format_plan(recipe, plans: list[StagePlan]) -> str:
@@ -349,6 +338,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc) -> None:
     from accelerate.utils import set_seed
     from peft import get_peft_model
 
+    from llm2vec_lite.lora import lora_config, share_lora_dropout
     from llm2vec_lite.patches import enable_bidirectional
     from llm2vec_lite.trainer import LoopSettings, train
 
@@ -362,7 +352,8 @@ def _run_stage(recipe, p: StagePlan, stage, acc) -> None:
     model, tokenizer = _load_input(recipe, p.index, stage.head)
     model = stage.setup(model, tokenizer)
     model.config.use_cache = False
-    model = get_peft_model(model, _lora_config(recipe, p.index))
+    model = get_peft_model(model, lora_config(recipe, p.index))
+    share_lora_dropout(model)  # one dropout draw per shared input (q/k/v, gate/up)
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
     settings = LoopSettings.from_stage(recipe.stages[p.index], seed)

@@ -125,9 +125,12 @@ def load_tiny(recipe, head: str = "base", *, lora_dropout: float = 0.0):
     import torch
     from peft import LoraConfig, get_peft_model
 
+    from llm2vec_lite.lora import share_lora_dropout
     from llm2vec_lite.modeling import load_model
 
     torch.manual_seed(0)
     model, tok = load_model(recipe.base_model, head=head)
     lora = LoraConfig(r=4, lora_alpha=8, lora_dropout=lora_dropout, target_modules="all-linear")
-    return get_peft_model(model, lora), tok
+    model = get_peft_model(model, lora)
+    share_lora_dropout(model)  # as the pipeline does
+    return model, tok

@@ -1,0 +1,90 @@
+"""LoRA adapters for a stage: the peft config, and one dropout draw per shared input.
+
+peft gives every adapted ``Linear`` its own ``lora_dropout`` module. In a Llama-type block the
+q, k and v projections read the same tensor, and so do gate and up: seven adapters, seven dropout
+masks and seven dropped copies of the input kept for the backward pass, where three inputs exist.
+A profile of the supervised stage on SmolLM2-135M put about a fifth of the step in that dropout
+(issue 12). :func:`share_lora_dropout` swaps in :class:`SharedInputDropout` modules that remember
+the last input they saw model-wide: an adapter that receives the *same tensor object* as the one
+before it reuses that dropped copy. The result is what a fused qkv (or gate-up) adapter with
+input dropout computes: one mask per distinct input, the same expected update, about half the
+dropout time and dropped-copy memory.
+
+Determinism: draws happen in module order, as before, so a fixed seed gives a fixed result, and
+GradCache's replayed RNG state and gradient checkpointing's recompute see the same masks.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["SharedInputDropout", "lora_config", "share_lora_dropout"]
+
+
+def lora_config(recipe, index: int):
+    """The peft ``LoraConfig`` of stage ``index`` (the recipe's ``lora`` block with stage overrides)."""
+    from peft import LoraConfig
+
+    lora = recipe.lora_for(index)
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,  # "all-linear": every linear layer except the LM head
+        bias="none",
+    )
+
+
+class _LastInput:
+    """The model-wide memory of the last (input, dropped input) pair."""
+
+    def __init__(self) -> None:
+        self.source: torch.Tensor | None = None
+        self.dropped: torch.Tensor | None = None
+        self.version = -1
+        self.grad_mode = False
+
+
+class SharedInputDropout(torch.nn.Dropout):
+    """``nn.Dropout`` that reuses its output when called again on the very same tensor.
+
+    Only identity counts (``x is last``, the same version): a new tensor with equal values gets a
+    new mask. The reference to the last input keeps it alive, so its id cannot be recycled.
+    """
+
+    def __init__(self, p: float, memory: _LastInput):
+        super().__init__(p)
+        self._memory = memory
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return x
+        mem = self._memory
+        if mem.source is x and mem.version == x._version and mem.grad_mode == torch.is_grad_enabled():
+            return mem.dropped
+        out = super().forward(x)
+        mem.source, mem.dropped, mem.version, mem.grad_mode = x, out, x._version, torch.is_grad_enabled()
+        return out
+
+
+def share_lora_dropout(model) -> int:
+    """Replace every LoRA dropout of ``model`` by one sharing draws on shared inputs.
+
+    Returns:
+        The number of dropout modules replaced (0 when the LoRA dropout is 0: peft uses an
+        ``Identity`` then, and there is nothing to share).
+    """
+    memory = _LastInput()
+    replaced = 0
+    for module in model.modules():
+        drops = getattr(module, "lora_dropout", None)
+        if not isinstance(drops, torch.nn.ModuleDict):
+            continue
+        for name, drop in list(drops.items()):
+            if type(drop) is torch.nn.Dropout and drop.p > 0:
+                shared = SharedInputDropout(drop.p, memory)
+                shared.train(drop.training)
+                drops[name] = shared
+                replaced += 1
+    return replaced
+
