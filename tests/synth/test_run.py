@@ -52,7 +52,7 @@ def test_duplicates_and_near_duplicates_are_dropped(write_config, scripted):
     def answer(prompt, seed):
         if prompt.rstrip().endswith("Sentence:"):
             return "how to cook rice in a pot"
-        if "Rewritten:" in prompt:  # the positive: the same text each time, but for a word now and then
+        if "Shorter sentence:" in prompt:  # the positive: the same text each time, but for a word now and then
             return "Rice cooks in about twenty minutes in a covered pot on low heat" + (" today" if seed % 2 else "")
         return "Pasta needs a large pot of salted boiling water"
 
@@ -69,7 +69,7 @@ def test_examples_sharing_ngrams_with_exclude_files_are_dropped(write_config, sc
     sts.write_text("sentence1\tsentence2\tscore\nA woman is slicing an onion on a wooden board.\tx\t4.0\n")
     leaked = "Today a woman is slicing an onion on a wooden board in her kitchen"
     scripted.answer = staticmethod(
-        lambda prompt, seed: leaked if "A passage about" in prompt and "Rewritten:" in prompt else field_answer(prompt, seed)
+        lambda prompt, seed: leaked if "A passage about" in prompt and "Shorter sentence:" in prompt else field_answer(prompt, seed)
     )
     cfg = load_synth_config(write_config(families=[{"name": "sts", "examples_per_task": 3}], exclude=["stsb-dev.tsv"]))
     summary = run_synth(cfg, progress=False)
