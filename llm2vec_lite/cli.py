@@ -20,7 +20,7 @@ from llm2vec_lite.threads import prefer_passive_openmp
 prefer_passive_openmp()  # before any subcommand imports torch (see llm2vec_lite/threads.py)
 
 # Order is the order shown by --help.
-_COMMANDS = ("convert", "recipe", "encode", "eval", "patches")
+_COMMANDS = ("convert", "recipe", "encode", "eval", "patches", "synth")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n"
         "  llm2vec-lite convert recipes/smollm2-135m-cpu.yaml\n"
         "  llm2vec-lite eval out/final --datasets stsb --data-dir data/sts\n"
-        "  llm2vec-lite patches verify HuggingFaceTB/SmolLM2-135M-Instruct",
+        "  llm2vec-lite patches verify HuggingFaceTB/SmolLM2-135M-Instruct\n"
+        "  llm2vec-lite synth synth.yaml",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

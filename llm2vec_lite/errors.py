@@ -61,3 +61,8 @@ class DataError(Llm2VecError, ValueError):
 
 class TrainingError(Llm2VecError, RuntimeError):
     """Training cannot continue (for example the loss became NaN or inf)."""
+
+
+class SynthError(Llm2VecError, ValueError):
+    """Synthetic data generation cannot start or go on: a bad synth config, an unreachable
+    endpoint, a generator that returns nothing parseable, or an output written by another config."""

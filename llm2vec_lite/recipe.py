@@ -1051,9 +1051,11 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return found
 
 
-def _model_at(path: list[Any], raw: dict[str, Any]) -> list[type[BaseModel]]:
-    """The model class(es) describing the mapping at ``path`` of a recipe (by field annotations)."""
-    models: list[type[BaseModel]] = [Recipe]
+def _model_at(
+    path: list[Any], raw: dict[str, Any], root: type[BaseModel] | None = None
+) -> list[type[BaseModel]]:
+    """The model class(es) describing the mapping at ``path`` under ``root`` (default: a Recipe)."""
+    models: list[type[BaseModel]] = [root or Recipe]
     node: Any = raw
     for seg in path:
         if isinstance(seg, int):
@@ -1087,8 +1089,13 @@ def _fmt_value(value: Any) -> str:
 _MISSING = object()
 
 
-def format_validation_errors(error: ValidationError, raw: dict[str, Any]) -> list[str]:
+def format_validation_errors(
+    error: ValidationError, raw: dict[str, Any], root: type[BaseModel] | None = None
+) -> list[str]:
     """Turn pydantic's errors into ``field.path = value: expectation`` lines, one per problem.
+
+    ``root`` is the model ``raw`` was validated against (default :class:`Recipe`); other YAML
+    configs (``llm2vec_lite.synth.config``) pass theirs to get the same messages and hints.
 
     Union branches are folded away: for ``data: DataSource | list[DataSource]`` only the branch
     matching what was written (a mapping or a list) is reported, and tagged stage unions report
@@ -1124,7 +1131,7 @@ def format_validation_errors(error: ValidationError, raw: dict[str, Any]) -> lis
         if where in seen:
             continue
         seen.add(where)
-        lines.append(_describe_error(err, path, node, raw))
+        lines.append(_describe_error(err, path, node, raw, root))
     return lines
 
 
@@ -1137,13 +1144,15 @@ def _num(value: Any) -> Any:
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
-def _describe_error(err: dict[str, Any], path: list[Any], value: Any, raw: dict[str, Any]) -> str:
+def _describe_error(
+    err: dict[str, Any], path: list[Any], value: Any, raw: dict[str, Any], root: type[BaseModel] | None = None
+) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     where = _dotted(path)
     shown = "" if value is _MISSING else f" = {_fmt_value(value)}"
     if kind == "missing":
-        models = _model_at(path[:-1], raw)
+        models = _model_at(path[:-1], raw, root)
         desc = ""
         for m in models:
             field = m.model_fields.get(path[-1]) if path else None
@@ -1154,7 +1163,7 @@ def _describe_error(err: dict[str, Any], path: list[Any], value: Any, raw: dict[
     if kind == "extra_forbidden":
         key = str(path[-1])
         allowed: list[str] = []
-        for m in _model_at(path[:-1], raw):
+        for m in _model_at(path[:-1], raw, root):
             allowed.extend(k for k in m.model_fields if k not in allowed)
         return f"{where}{shown}: unknown key{_suggest(key, allowed)}"
     if kind == "union_tag_invalid":
@@ -1257,14 +1266,17 @@ def _constraints(field: Any) -> str:
     return ", ".join(out)
 
 
-def field_reference() -> list[tuple[str, str, str, str, str]]:
+def field_reference(
+    models: Sequence[tuple[str, type[BaseModel]]] | None = None,
+) -> list[tuple[str, str, str, str, str]]:
     """Every recipe field as (section, field, type, default, description), from the schema itself.
 
     Stage-kind sections list only the fields that kind adds to (or narrows from) ``StageBase``.
+    ``models`` lists other (section, model) pairs to describe instead, e.g. the synth config's.
     """
     rows = []
     base_fields = StageBase.model_fields
-    for section, model in _REFERENCE_MODELS:
+    for section, model in models or _REFERENCE_MODELS:
         for name, field in model.model_fields.items():
             if model in STAGE_KINDS.values() and name in base_fields and name != "kind":
                 continue
@@ -1276,11 +1288,11 @@ def field_reference() -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
-def field_reference_markdown() -> str:
+def field_reference_markdown(models: Sequence[tuple[str, type[BaseModel]]] | None = None) -> str:
     """The field reference as Markdown tables, one per section (kept in docs/recipes.md)."""
     out: list[str] = []
     current = None
-    for section, name, kind_text, default, desc in field_reference():
+    for section, name, kind_text, default, desc in field_reference(models):
         if section != current:
             if current is not None:
                 out.append("")

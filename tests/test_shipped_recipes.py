@@ -160,10 +160,12 @@ def test_e5_recipe_follows_the_paper():
     assert (stage.batch_size, stage.temperature, r.lora.r, r.pooling, r.bidirectional) == (
         2048, 0.02, 16, "last_token", False,
     )
-    sources = {s.name or s.data_files: s for s in stage.sources()}
+    sources = {s.name or s.data_files or Path(s.path).name: s for s in stage.sources()}
     synthetic = sources.pop("synthetic")
     assert synthetic.instruction_column == "instruction" and synthetic.query_instruction is None
     assert synthetic.instruction_template == "Instruct: {instruction}\nQuery: "
+    ours = sources.pop("e5-synth.jsonl")  # `llm2vec-lite synth` output: the cell is the whole prefix
+    assert ours.instruction_column == "instruction" and ours.instruction_template is None
     for s in sources.values():  # every public source has its own task, on queries only
         assert s.query_instruction.startswith("Instruct: ") and s.query_instruction.endswith("\nQuery: ")
         assert s.document_instruction is None
