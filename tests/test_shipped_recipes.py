@@ -52,8 +52,13 @@ def test_header_commands_validate(name):
     import shlex
 
     text = shipped_recipe_path(name).read_text(encoding="utf-8")
-    commands = [line.split("llm2vec-lite convert", 1)[1] for line in text.splitlines()
-                if line.startswith("#") and "llm2vec-lite convert" in line]
+    logical: list[str] = []  # comment lines, with shell continuations ("\\" at the end) joined
+    for line in (ln[1:].strip() for ln in text.splitlines() if ln.startswith("#")):
+        if logical and logical[-1].endswith("\\"):
+            logical[-1] = logical[-1][:-1] + " " + line
+        else:
+            logical.append(line)
+    commands = [line.split("llm2vec-lite convert", 1)[1] for line in logical if "llm2vec-lite convert" in line]
     assert commands
     for command in commands:
         words = shlex.split(command.split("#", 1)[0])
