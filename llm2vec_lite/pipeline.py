@@ -33,12 +33,16 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm2vec_lite.checkpoint import atomic_dir, write_json
 from llm2vec_lite.errors import RecipeError
+
+if TYPE_CHECKING:
+    from llm2vec_lite.trainer import StepCallback
 
 logger = logging.getLogger(__name__)
 
@@ -230,7 +234,14 @@ def in_batch_negatives(stage, processes: int | None = None) -> str | None:
     return line + "; batch_size is global: the same under accelerate launch, gathered across processes"
 
 
-def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerator=None) -> Path:
+def convert(
+    recipe,
+    *,
+    dry_run: bool = False,
+    overwrite: bool = False,
+    accelerator=None,
+    callbacks: Sequence[StepCallback] = (),
+) -> Path:
     """Run ``recipe`` and return the final encoder folder.
 
     Args:
@@ -238,6 +249,8 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
         dry_run: only print the plan (stages, steps, tokens, LoRA size, folders, skips).
         overwrite: retrain stages whose folder holds a different fingerprint.
         accelerator: an existing ``Accelerator``; by default one is made from ``recipe.autocast``.
+        callbacks: passed to :func:`llm2vec_lite.trainer.train` for every stage that runs; each is
+            called as ``callback(stage_kind, step)`` after every optimizer step.
 
     Returns:
         ``output_dir/final``.
@@ -278,7 +291,7 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
         if p.action == "skip":
             logger.info("stage %d %s: %s, skipping", p.index + 1, p.kind, p.reason)
             continue
-        _run_stage(recipe, p, stage, acc)
+        _run_stage(recipe, p, stage, acc, callbacks)
         ran_any = True
 
     final = Path(recipe.final_dir)
@@ -341,7 +354,7 @@ def _load_input(recipe, index: int, head: str):
     )
 
 
-def _run_stage(recipe, p: StagePlan, stage, acc) -> None:
+def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallback] = ()) -> None:
     """Load, adapt, train, merge and save one stage (atomically)."""
     from accelerate.utils import set_seed
     from peft import get_peft_model
@@ -365,7 +378,9 @@ def _run_stage(recipe, p: StagePlan, stage, acc) -> None:
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
     settings = LoopSettings.from_stage(recipe.stages[p.index], seed)
-    result = train(stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint)
+    result = train(
+        stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint, callbacks=callbacks
+    )
     stage.cleanup(model)
     merged = model.merge_and_unload()
     merged.config.use_cache = True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -62,10 +61,10 @@ def test_resume_after_kill_gives_identical_weights(project):
     from llm2vec_lite.pipeline import convert
 
     killed_out = project / "out-killed"
-    env = dict(os.environ, LLM2VEC_LITE_DEBUG_EXIT_AT="simcse:3")
+    kill = Path(__file__).resolve().parent / "kill_after_step.py"  # the CLI, dying right after simcse step 3
     proc = subprocess.run(
-        [sys.executable, "-m", "llm2vec_lite", "convert", str(project / "resume.yaml"), f"output_dir={killed_out}"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, str(kill), "simcse", "3", "convert", str(project / "resume.yaml"), f"output_dir={killed_out}"],
+        capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 137, proc.stderr[-2000:]
     assert not (killed_out / "02-supervised").exists()
@@ -88,6 +87,16 @@ def test_resume_after_kill_gives_identical_weights(project):
     name = "layers.0.self_attn.q_proj.weight"  # the base folder holds a *ForCausalLM: "model." prefix
     assert not torch.allclose(_weights(straight_out / "01-simcse")[name], base[f"model.{name}"])
     assert not (straight_out / ".work").exists()  # checkpoints removed once the stage is done
+
+
+def test_step_callbacks_see_every_step_of_every_stage(project):
+    from llm2vec_lite.pipeline import convert
+
+    seen: list[tuple[str, int]] = []
+    out = project / "out-callbacks"
+    recipe = _load(project / "resume.yaml", f"output_dir={out}", "stages.0.steps=2", "stages.1.steps=1")
+    convert(recipe, callbacks=[lambda kind, step: seen.append((kind, step))])
+    assert seen == [("simcse", 1), ("simcse", 2), ("supervised", 1)]
 
 
 def test_rerun_skips_finished_stages(project, monkeypatch):
