@@ -107,8 +107,12 @@ def _source_for(recipe, index: int) -> str:
 def plan(recipe, *, count_lora: bool = False) -> list[StagePlan]:
     """Decide, for every stage, whether it runs, is skipped or conflicts with an existing folder.
 
-    A stage after one that runs must run too (its input changes): a change in the recipe already
-    changes its fingerprint, and a deleted earlier folder makes it rerun as well.
+    A stage is skipped when its folder's ``stage.json`` carries its fingerprint and every stage of
+    its ``init_from`` lineage (:meth:`Recipe.parent_stage`, back to the base model or a folder) is
+    skipped too. The fingerprint already covers the lineage's settings, so an edited earlier stage
+    shows up as a fingerprint change (a conflict); the lineage check adds the case the fingerprint
+    cannot see: an earlier folder that is retrained with the same settings (deleted, half-written).
+    A stage outside the lineage (``init_from: stages[0]`` next to a retrained stage 2) is kept.
     """
     plans = []
     for i, stage in enumerate(recipe.stages):
@@ -126,8 +130,10 @@ def plan(recipe, *, count_lora: bool = False) -> list[StagePlan]:
                 "conflict",
                 f"{folder} was trained with another recipe (fingerprint {info.get('fingerprint')}, now {fp})",
             )
-        if action == "skip" and any(q.action != "skip" for q in plans):
-            action, reason = "run", "an earlier stage is retrained, so its input changes"
+        parent = recipe.parent_stage(i)  # its action already reflects the rest of the lineage
+        if action == "skip" and parent is not None and plans[parent].action != "skip":
+            q = plans[parent]
+            action, reason = "run", f"its input, stage {q.index + 1} {q.kind}, is retrained"
         p = StagePlan(
             index=i, kind=stage.kind, folder=folder, fingerprint=fp, action=action, reason=reason,
             source=_source_for(recipe, i), steps=stage.steps, batch_size=stage.batch_size,

@@ -126,6 +126,40 @@ def test_changed_recipe_is_refused_unless_overwrite(project):
     assert info["fingerprint"] == changed.stage_fingerprint(0)
 
 
+def _fake_finished(recipe, *indices: int) -> None:
+    """Mark stages finished the way convert does (a folder whose stage.json holds the fingerprint)."""
+    for i in indices:
+        folder = recipe.stage_dir(i)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "stage.json").write_text(json.dumps({"fingerprint": recipe.stage_fingerprint(i)}))
+
+
+def test_plan_reruns_only_the_lineage_of_a_retrained_stage(project):
+    from llm2vec_lite.pipeline import plan
+
+    out = project / "out-lineage"
+    def stage(kind: str, path: str, **extra) -> dict:
+        return {"kind": kind, "data": {"path": path}, "steps": 1, "batch_size": 4, "learning_rate": 1e-3, **extra}
+
+    stages = [stage("mntp", "./text.txt"), stage("simcse", "./sentences.txt"),  # mntp -> simcse -> supervised
+              stage("supervised", "./triplets.tsv"),
+              stage("supervised", "./triplets.tsv", init_from="stages[0]")]  # and mntp -> supervised
+    recipe = _load(project / "recipe.yaml", f"output_dir={out}", "stages=" + json.dumps(stages))
+    assert [recipe.parent_stage(i) for i in range(4)] == [None, 0, 1, 0]
+    _fake_finished(recipe, 0, 1, 2, 3)
+    assert [p.action for p in plan(recipe)] == ["skip"] * 4
+
+    (recipe.stage_dir(1) / "stage.json").unlink()
+    recipe.stage_dir(1).rmdir()  # stage 2 retrained with the same settings: only stage 3 builds on it
+    actions = plan(recipe)
+    assert [p.action for p in actions] == ["skip", "run", "run", "skip"]
+    assert "stage 2 simcse" in actions[2].reason
+
+    _fake_finished(recipe, 1)
+    (recipe.stage_dir(0) / "stage.json").unlink()  # the root of every lineage: everything reruns
+    assert [p.action for p in plan(recipe)] == ["conflict", "run", "run", "run"]
+
+
 def test_folder_without_stage_json_is_not_taken_as_finished(project):
     from llm2vec_lite.pipeline import plan
 
