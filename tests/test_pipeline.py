@@ -231,3 +231,59 @@ def test_rng_states_round_trip_through_json():
     got = (random.random(), np.random.rand(), torch.rand(3))
     assert want[0] == got[0] and want[1] == got[1]
     torch.testing.assert_close(want[2], got[2])
+
+
+def test_stage_index_reads_numbers_folders_and_unique_kinds(project):
+    from llm2vec_lite.errors import UsageError
+    from llm2vec_lite.pipeline import stage_index
+
+    recipe = _load(project / "recipe.yaml")  # mntp, simcse, supervised
+    assert [stage_index(recipe, s) for s in (1, "2", "03-supervised", "simcse", " mntp ")] == [0, 1, 2, 1, 0]
+    for bad in ("0", "4", "02-mntp", "nope"):
+        with pytest.raises(UsageError, match=r"(?s)--until .*1\.\.3.*01-mntp, 02-simcse, 03-supervised"):
+            stage_index(recipe, bad, "--until")
+    twice = _load(project / "resume.yaml", "stages.1.kind=simcse", "stages.1.data.path=./sentences.txt")
+    with pytest.raises(UsageError, match="'simcse' occurs 2 times, name its folder"):
+        stage_index(twice, "simcse", "--from")
+    assert stage_index(twice, "02-simcse") == 1
+
+
+def test_until_and_from_in_the_plan_and_dry_run(project, capsys):
+    from llm2vec_lite.cli import main
+    from llm2vec_lite.errors import UsageError
+    from llm2vec_lite.pipeline import convert, plan
+
+    out = project / "out-range"
+    recipe = _load(project / "recipe.yaml", f"output_dir={out}")
+    assert [p.action for p in plan(recipe, until="simcse")] == ["run", "run", "later"]
+    assert [p.action for p in plan(recipe, start=2)] == ["missing", "run", "run"]
+    with pytest.raises(UsageError, match="--from 3 comes after --until 1"):
+        plan(recipe, start=3, until=1)
+    with pytest.raises(RecipeError, match=r"(?s)--from 02-simcse: earlier stages are not finished.*stage 1 mntp"):
+        convert(recipe, start="02-simcse")  # before any model loads: nothing is written
+    assert not out.exists()
+
+    _fake_finished(recipe, 0)
+    assert [p.action for p in plan(recipe, start=2, until=2)] == ["skip", "run", "later"]
+    assert main(["convert", str(project / "recipe.yaml"), f"output_dir={out}", "--dry-run",
+                 "--from", "simcse", "--until", "02-simcse"]) == 0
+    text = capsys.readouterr().out
+    assert "[SKIP] stage 1 mntp" in text and "reused (--from simcse)" in text
+    assert "[RUN ] stage 2 simcse" in text and "[LATER] stage 3 supervised" in text
+    assert "stops after stage 2: no final encoder" in text and "final encoder:" not in text
+    assert main(["convert", str(project / "recipe.yaml"), "--dry-run", "--until", "nope"]) == 2
+    assert "--until nope: no stage 'nope'" in capsys.readouterr().err
+
+
+def test_until_then_from_trains_each_stage_once(project):
+    from llm2vec_lite.pipeline import convert
+
+    out = project / "out-steps"
+    recipe = _load(project / "resume.yaml", f"output_dir={out}", "stages.0.steps=1", "stages.1.steps=1")
+    assert convert(recipe, until=1) == out / "01-simcse"
+    assert not (out / "02-supervised").exists() and not (out / "final").exists()
+    first = (out / "01-simcse" / "stage.json").stat().st_mtime_ns
+    assert convert(recipe, start="supervised") == out / "final"
+    assert (out / "01-simcse" / "stage.json").stat().st_mtime_ns == first  # reused, not retrained
+    info = json.loads((out / "02-supervised" / "stage.json").read_text())
+    assert info["source"] == str(out / "01-simcse")
