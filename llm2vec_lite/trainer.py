@@ -1,7 +1,8 @@
 """The one training loop every stage runs on, built on accelerate.
 
-Stages supply ``batches(start)`` and ``loss(model, batch)`` (and, for GradCache, an optional
-``backward``); this file does the rest, top to bottom the way nanoGPT's train.py does: resume, then
+Stages (:class:`llm2vec_lite.stages.base.Stage`) supply ``batches(start)`` and
+``loss(model, batch)``, or, when ``supports_gradcache()`` says so, ``gradcache_backward``; this
+file does the rest, top to bottom the way nanoGPT's train.py does: resume, then
 per step micro-batches with gradient accumulation, clip, optimizer and scheduler step, log,
 checkpoint.
 
@@ -206,7 +207,7 @@ def train(
     if main:
         work_dir.mkdir(parents=True, exist_ok=True)
         _truncate_metrics(metrics_path, step)
-    custom_backward = getattr(stage, "backward", None)
+    gradcache = stage.supports_gradcache()  # the stage then runs its own chunked backward passes
     batches = stage.batches(position)
 
     from tqdm.auto import tqdm
@@ -222,8 +223,10 @@ def train(
                 batch = next(batches)
                 position += 1
                 sync = micro == s.gradient_accumulation_steps - 1  # all-reduce gradients once per step
-                if custom_backward is not None:  # GradCache runs its own chunked backward passes
-                    loss = custom_backward(model, batch, scale=1 / s.gradient_accumulation_steps, accelerator=acc, sync=sync)
+                if gradcache:
+                    loss = stage.gradcache_backward(
+                        model, batch, scale=1 / s.gradient_accumulation_steps, accelerator=acc, sync=sync
+                    )
                 else:
                     with contextlib.nullcontext() if sync else acc.no_sync(model):
                         loss = stage.loss(model, batch)
