@@ -18,6 +18,10 @@ Re-running is safe:
 - A stage killed mid-way resumes from its last checkpoint in ``output_dir/.work/NN-<kind>/``.
 - Every stage's data is read and checked before the first model loads.
 
+One stage at a time: ``convert(recipe, until="simcse")`` stops after that stage (no ``final/``),
+``convert(recipe, start="02-simcse")`` reuses the finished stages before it and refuses to retrain
+them (:func:`stage_index` reads the stage names).
+
 Usage::
 
     from llm2vec_lite.recipe import load_recipe
@@ -33,16 +37,20 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llm2vec_lite.checkpoint import atomic_dir, write_json
-from llm2vec_lite.errors import RecipeError
+from llm2vec_lite.errors import RecipeError, UsageError
+
+if TYPE_CHECKING:
+    from llm2vec_lite.trainer import StepCallback
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["StagePlan", "convert", "format_plan", "in_batch_negatives", "plan"]
+__all__ = ["StagePlan", "convert", "format_plan", "in_batch_negatives", "plan", "stage_index"]
 
 STAGE_FILE = "stage.json"
 
@@ -56,8 +64,9 @@ class StagePlan:
         kind: ``mntp``, ``simcse`` or ``supervised``.
         folder: the stage's output folder.
         fingerprint: :meth:`Recipe.stage_fingerprint` of the stage.
-        action: ``run``, ``skip`` (finished with this fingerprint) or ``conflict`` (the folder
-            holds something else; needs ``overwrite``).
+        action: ``run``, ``skip`` (finished with this fingerprint), ``conflict`` (the folder
+            holds something else; needs ``overwrite``), ``missing`` (before ``start`` and not
+            finished: the run stops) or ``later`` (after ``until``: not run this time).
         reason: why, in words.
         source: the folder or model id the stage starts from.
         steps, batch_size, accumulation, max_length: training size.
@@ -100,12 +109,54 @@ def _source_for(recipe, index: int) -> str:
     return str(recipe.stage_dir(index - 1))
 
 
-def plan(recipe, *, count_lora: bool = False) -> list[StagePlan]:
+def stage_index(recipe, spec: int | str, flag: str = "stage") -> int:
+    """The 0-based index of the stage ``spec`` names: ``2`` or ``"2"`` (1-based), the folder name
+    ``"02-simcse"``, or a kind (``"simcse"``) that occurs once in the recipe.
+
+    Raises:
+        UsageError: naming ``flag`` and the valid names, if ``spec`` names no stage or a kind that
+            occurs more than once.
+    """
+    n = len(recipe.stages)
+    names = [recipe.stage_dir(i).name for i in range(n)]
+    text = str(spec).strip()
+    kinds = [s.kind for s in recipe.stages]
+    if text.isdigit() and 1 <= int(text) <= n:
+        return int(text) - 1
+    if text in names:
+        return names.index(text)
+    if kinds.count(text) == 1:
+        return kinds.index(text)
+    unique = [k for k in dict.fromkeys(kinds) if kinds.count(k) == 1]
+    why = f"{text!r} occurs {kinds.count(text)} times, name its folder" if kinds.count(text) > 1 else f"no stage {text!r}"
+    raise UsageError(
+        f"{flag} {spec}: {why}; give a number 1..{n}, a folder name ({', '.join(names)})"
+        + (f" or a kind that occurs once ({', '.join(unique)})" if unique else "")
+    )
+
+
+def plan(
+    recipe, *, count_lora: bool = False, start: int | str | None = None, until: int | str | None = None
+) -> list[StagePlan]:
     """Decide, for every stage, whether it runs, is skipped or conflicts with an existing folder.
 
-    A stage after one that runs must run too (its input changes): a change in the recipe already
-    changes its fingerprint, and a deleted earlier folder makes it rerun as well.
+    ``start`` and ``until`` (anything :func:`stage_index` reads) limit the run to those stages:
+    stages before ``start`` must be finished (else ``missing``), stages after ``until`` are ``later``.
+
+    A stage is skipped when its folder's ``stage.json`` carries its fingerprint and every stage of
+    its ``init_from`` lineage (:meth:`Recipe.parent_stage`, back to the base model or a folder) is
+    skipped too. The fingerprint already covers the lineage's settings, so an edited earlier stage
+    shows up as a fingerprint change (a conflict); the lineage check adds the case the fingerprint
+    cannot see: an earlier folder that is retrained with the same settings (deleted, half-written).
+    A stage outside the lineage (``init_from: stages[0]`` next to a retrained stage 2) is kept.
     """
+    first = 0 if start is None else stage_index(recipe, start, "--from")
+    last = len(recipe.stages) - 1 if until is None else stage_index(recipe, until, "--until")
+    if first > last:
+        raise UsageError(
+            f"--from {start} comes after --until {until}: stage {first + 1} > stage {last + 1}; "
+            "--from names the first stage to train, --until the last"
+        )
     plans = []
     for i, stage in enumerate(recipe.stages):
         folder = Path(recipe.stage_dir(i))
@@ -122,8 +173,16 @@ def plan(recipe, *, count_lora: bool = False) -> list[StagePlan]:
                 "conflict",
                 f"{folder} was trained with another recipe (fingerprint {info.get('fingerprint')}, now {fp})",
             )
-        if action == "skip" and any(q.action != "skip" for q in plans):
-            action, reason = "run", "an earlier stage is retrained, so its input changes"
+        parent = recipe.parent_stage(i)  # its action already reflects the rest of the lineage
+        if action == "skip" and parent is not None and plans[parent].action != "skip":
+            q = plans[parent]
+            action, reason = "run", f"its input, stage {q.index + 1} {q.kind}, is retrained"
+        if i < first and action == "skip":
+            reason += f"; reused (--from {start})"
+        elif i < first:
+            action, reason = "missing", f"--from {start} reuses it, but it is not finished: {reason}"
+        elif i > last:
+            action, reason = "later", f"after --until {until}: not run now"
         p = StagePlan(
             index=i, kind=stage.kind, folder=folder, fingerprint=fp, action=action, reason=reason,
             source=_source_for(recipe, i), steps=stage.steps, batch_size=stage.batch_size,
@@ -176,7 +235,9 @@ def format_plan(recipe, plans: list[StagePlan]) -> str:
     for p in plans:
         stage = recipe.stages[p.index]
         lora = f"{p.lora_params:,}" if p.lora_params is not None else "?"
-        verb = {"run": "RUN ", "skip": "SKIP", "conflict": "CONFLICT"}[p.action]
+        verb = {"run": "RUN ", "skip": "SKIP", "conflict": "CONFLICT", "missing": "MISSING", "later": "LATER"}[
+            p.action
+        ]
         lines += [
             f"[{verb}] stage {p.index + 1} {p.kind}: {p.reason}",
             f"    from:   {p.source}",
@@ -189,7 +250,11 @@ def format_plan(recipe, plans: list[StagePlan]) -> str:
             f"    output: {p.folder}",
             *[f"    note:   {n}" for n in p.notes],
         ]
-    lines.append(f"final encoder: {recipe.final_dir} (pooling {recipe.pooling})")
+    later = [p for p in plans if p.action == "later"]
+    if later:
+        lines.append(f"stops after stage {later[0].index}: no final encoder this time (--until)")
+    else:
+        lines.append(f"final encoder: {recipe.final_dir} (pooling {recipe.pooling})")
     if any(p.action == "conflict" for p in plans):
         lines.append("conflicting folders would stop the run; pass --overwrite to retrain them")
     return "\n".join(lines)
@@ -230,7 +295,16 @@ def in_batch_negatives(stage, processes: int | None = None) -> str | None:
     return line + "; batch_size is global: the same under accelerate launch, gathered across processes"
 
 
-def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerator=None) -> Path:
+def convert(
+    recipe,
+    *,
+    dry_run: bool = False,
+    overwrite: bool = False,
+    accelerator=None,
+    callbacks: Sequence[StepCallback] = (),
+    start: int | str | None = None,
+    until: int | str | None = None,
+) -> Path:
     """Run ``recipe`` and return the final encoder folder.
 
     Args:
@@ -238,24 +312,42 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
         dry_run: only print the plan (stages, steps, tokens, LoRA size, folders, skips).
         overwrite: retrain stages whose folder holds a different fingerprint.
         accelerator: an existing ``Accelerator``; by default one is made from ``recipe.autocast``.
+        callbacks: passed to :func:`llm2vec_lite.trainer.train` for every stage that runs; each is
+            called as ``callback(stage_kind, step)`` after every optimizer step.
+        start: the first stage to train (:func:`stage_index`: ``2``, ``"02-simcse"`` or
+            ``"simcse"``); every stage before it must be finished and is reused, never retrained.
+        until: the last stage to train; later stages, ``final/`` and the ``eval`` block wait for a
+            run without ``until``.
 
     Returns:
-        ``output_dir/final``.
+        ``output_dir/final``, or the folder of stage ``until`` when the run stops before the last.
 
     Raises:
-        RecipeError: If a stage folder holds another recipe's results and ``overwrite`` is False, or
+        RecipeError: If a stage folder holds another recipe's results and ``overwrite`` is False, a
+            stage before ``start`` is not finished with its fingerprint, or
             :func:`llm2vec_lite.checks.preflight` finds a problem (before any model loads).
+        UsageError: If ``start`` or ``until`` names no stage, or ``start`` comes after ``until``.
         DataError: If any stage's data is missing, empty or lacks columns (before any model loads).
         TrainingError: If a stage's loss becomes NaN or inf.
     """
     from llm2vec_lite.checks import preflight
     from llm2vec_lite.stages import get_stage
 
-    plans = plan(recipe, count_lora=dry_run)
+    plans = plan(recipe, count_lora=dry_run, start=start, until=until)
+    later = [p for p in plans if p.action == "later"]
+    result = Path(recipe.stage_dir(later[0].index - 1)) if later else Path(recipe.final_dir)
     if dry_run:
         print(format_plan(recipe, plans))
+    missing = [p for p in plans if p.action == "missing"]
+    if missing:
+        raise RecipeError(
+            f"--from {start}: earlier stages are not finished, so there is nothing to reuse:\n"
+            + "\n".join(f"  stage {p.index + 1} {p.kind}: {p.reason}" for p in missing)
+            + "\nRun without --from (they train first), or with --until to train them alone."
+        )
+    if dry_run:
         preflight(recipe)  # what would stop the run, found without weights
-        return Path(recipe.final_dir)
+        return result
     conflicts = [p for p in plans if p.action == "conflict"]
     if conflicts and not overwrite:
         raise RecipeError(
@@ -264,10 +356,10 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
             + "\nPass --overwrite to retrain, or set output_dir to a new folder."
         )
     stages = [get_stage(s.kind)(s, recipe, i) for i, s in enumerate(recipe.stages)]
-    for p, stage in zip(plans, stages, strict=True):  # all data problems before any model loads
-        if p.action != "skip":
-            stage.check_data()
-    preflight(recipe, stages={p.index: s for p, s in zip(plans, stages, strict=True) if p.action != "skip"})
+    to_train = {p.index: s for p, s in zip(plans, stages, strict=True) if p.action in ("run", "conflict")}
+    for stage in to_train.values():  # all data problems before any model loads
+        stage.check_data()
+    preflight(recipe, stages=to_train)
     _refuse_pickled_weights(recipe)
 
     from llm2vec_lite.trainer import make_accelerator
@@ -275,11 +367,15 @@ def convert(recipe, *, dry_run: bool = False, overwrite: bool = False, accelerat
     acc = accelerator or make_accelerator(recipe.autocast)
     ran_any = False
     for p, stage in zip(plans, stages, strict=True):
-        if p.action == "skip":
+        if p.index not in to_train:
             logger.info("stage %d %s: %s, skipping", p.index + 1, p.kind, p.reason)
             continue
-        _run_stage(recipe, p, stage, acc)
+        _run_stage(recipe, p, stage, acc, callbacks)
         ran_any = True
+    if later:
+        logger.info("stopped after stage %d (--until): %s", later[0].index, result)
+        acc.wait_for_everyone()
+        return result
 
     final = Path(recipe.final_dir)
     if acc.is_main_process and (ran_any or not final.exists()):
@@ -341,7 +437,7 @@ def _load_input(recipe, index: int, head: str):
     )
 
 
-def _run_stage(recipe, p: StagePlan, stage, acc) -> None:
+def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallback] = ()) -> None:
     """Load, adapt, train, merge and save one stage (atomically)."""
     from accelerate.utils import set_seed
     from peft import get_peft_model
@@ -365,7 +461,9 @@ def _run_stage(recipe, p: StagePlan, stage, acc) -> None:
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
     settings = LoopSettings.from_stage(recipe.stages[p.index], seed)
-    result = train(stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint)
+    result = train(
+        stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint, callbacks=callbacks
+    )
     stage.cleanup(model)
     merged = model.merge_and_unload()
     merged.config.use_cache = True

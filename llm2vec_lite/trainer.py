@@ -1,7 +1,8 @@
 """The one training loop every stage runs on, built on accelerate.
 
-Stages supply ``batches(start)`` and ``loss(model, batch)`` (and, for GradCache, an optional
-``backward``); this file does the rest, top to bottom the way nanoGPT's train.py does: resume, then
+Stages (:class:`llm2vec_lite.stages.base.Stage`) supply ``batches(start)`` and
+``loss(model, batch)``, or, when ``supports_gradcache()`` says so, ``gradcache_backward``; this
+file does the rest, top to bottom the way nanoGPT's train.py does: resume, then
 per step micro-batches with gradient accumulation, clip, optimizer and scheduler step, log,
 checkpoint.
 
@@ -17,9 +18,10 @@ checkpoint.
   before the optimizer touches the weights, so the last checkpoint stays the last good one.
   Checkpoints (see :mod:`llm2vec_lite.checkpoint`) let a killed stage continue bit-for-bit.
 
-Debug hook: ``LLM2VEC_LITE_DEBUG_EXIT_AT=<kind>:<step>`` hard-exits the process (``os._exit(137)``,
-no cleanup, like ``kill -9``) right after optimizer step ``<step>`` of stage ``<kind>``; the resume
-tests use it.
+Callbacks: ``train(..., callbacks=[...])`` calls each ``callback(kind, step)`` after every optimizer
+step, once that step is logged and checkpointed (a :data:`StepCallback`). The loop itself has no
+test-only code: the kill-and-resume tests install a callback that hard-exits the process there
+(``tests/kill_after_step.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,9 +52,11 @@ from llm2vec_lite.runtime import PeakRSS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoopSettings", "TrainResult", "make_accelerator", "train"]
+__all__ = ["LoopSettings", "StepCallback", "TrainResult", "make_accelerator", "train"]
 
-DEBUG_EXIT_ENV = "LLM2VEC_LITE_DEBUG_EXIT_AT"
+StepCallback = Callable[[str, int], None]
+"""Called as ``callback(stage_kind, step)`` after optimizer step ``step`` (1-based) is logged and
+checkpointed; an exception it raises stops training there."""
 
 
 @dataclass
@@ -131,14 +136,16 @@ def _trainable(model) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _debug_exit_step(kind: str) -> int | None:
-    spec = os.environ.get(DEBUG_EXIT_ENV, "")
-    if ":" in spec and spec.split(":", 1)[0] == kind:
-        return int(spec.split(":", 1)[1])
-    return None
-
-
-def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, fingerprint: str = "") -> TrainResult:
+def train(
+    stage,
+    model,
+    settings: LoopSettings,
+    *,
+    work_dir: Path,
+    accelerator,
+    fingerprint: str = "",
+    callbacks: Sequence[StepCallback] = (),
+) -> TrainResult:
     """Train ``model`` (a peft model with only the adapter trainable) with ``stage``'s loss.
 
     Args:
@@ -149,6 +156,8 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
             checkpoint there with the same ``fingerprint`` is resumed from.
         accelerator: from :func:`make_accelerator`.
         fingerprint: the stage fingerprint; checkpoints of another fingerprint are ignored.
+        callbacks: each is called as ``callback(stage.kind, step)`` after every optimizer step,
+            once the step is logged and checkpointed (see :data:`StepCallback`).
 
     Returns:
         A :class:`TrainResult`.
@@ -198,8 +207,7 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
     if main:
         work_dir.mkdir(parents=True, exist_ok=True)
         _truncate_metrics(metrics_path, step)
-    exit_at = _debug_exit_step(stage.kind)
-    custom_backward = getattr(stage, "backward", None)
+    gradcache = stage.supports_gradcache()  # the stage then runs its own chunked backward passes
     batches = stage.batches(position)
 
     from tqdm.auto import tqdm
@@ -215,8 +223,10 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
                 batch = next(batches)
                 position += 1
                 sync = micro == s.gradient_accumulation_steps - 1  # all-reduce gradients once per step
-                if custom_backward is not None:  # GradCache runs its own chunked backward passes
-                    loss = custom_backward(model, batch, scale=1 / s.gradient_accumulation_steps, accelerator=acc, sync=sync)
+                if gradcache:
+                    loss = stage.gradcache_backward(
+                        model, batch, scale=1 / s.gradient_accumulation_steps, accelerator=acc, sync=sync
+                    )
                 else:
                     with contextlib.nullcontext() if sync else acc.no_sync(model):
                         loss = stage.loss(model, batch)
@@ -260,8 +270,8 @@ def train(stage, model, settings: LoopSettings, *, work_dir: Path, accelerator, 
                 acc.log({f"{stage.kind}/{k}": v for k, v in record.items() if v is not None and k != "step"}, step=step)
             if s.checkpoint_every and step % s.checkpoint_every == 0 and step < s.steps:
                 _checkpoint(acc, model, optimizer, scheduler, ckpt_root, step, position, fingerprint)
-            if exit_at == step:
-                os._exit(137)  # debug hook: die like kill -9, no cleanup
+            for callback in callbacks:
+                callback(stage.kind, step)
     bar.close()
     wall = time.perf_counter() - t_start
     acc.wait_for_everyone()

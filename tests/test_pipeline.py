@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -62,10 +61,10 @@ def test_resume_after_kill_gives_identical_weights(project):
     from llm2vec_lite.pipeline import convert
 
     killed_out = project / "out-killed"
-    env = dict(os.environ, LLM2VEC_LITE_DEBUG_EXIT_AT="simcse:3")
+    kill = Path(__file__).resolve().parent / "kill_after_step.py"  # the CLI, dying right after simcse step 3
     proc = subprocess.run(
-        [sys.executable, "-m", "llm2vec_lite", "convert", str(project / "resume.yaml"), f"output_dir={killed_out}"],
-        env=env, capture_output=True, text=True, timeout=300,
+        [sys.executable, str(kill), "simcse", "3", "convert", str(project / "resume.yaml"), f"output_dir={killed_out}"],
+        capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 137, proc.stderr[-2000:]
     assert not (killed_out / "02-supervised").exists()
@@ -88,6 +87,16 @@ def test_resume_after_kill_gives_identical_weights(project):
     name = "layers.0.self_attn.q_proj.weight"  # the base folder holds a *ForCausalLM: "model." prefix
     assert not torch.allclose(_weights(straight_out / "01-simcse")[name], base[f"model.{name}"])
     assert not (straight_out / ".work").exists()  # checkpoints removed once the stage is done
+
+
+def test_step_callbacks_see_every_step_of_every_stage(project):
+    from llm2vec_lite.pipeline import convert
+
+    seen: list[tuple[str, int]] = []
+    out = project / "out-callbacks"
+    recipe = _load(project / "resume.yaml", f"output_dir={out}", "stages.0.steps=2", "stages.1.steps=1")
+    convert(recipe, callbacks=[lambda kind, step: seen.append((kind, step))])
+    assert seen == [("simcse", 1), ("simcse", 2), ("supervised", 1)]
 
 
 def test_rerun_skips_finished_stages(project, monkeypatch):
@@ -115,6 +124,40 @@ def test_changed_recipe_is_refused_unless_overwrite(project):
     convert(changed, overwrite=True)
     info = json.loads((out / "01-simcse" / "stage.json").read_text())
     assert info["fingerprint"] == changed.stage_fingerprint(0)
+
+
+def _fake_finished(recipe, *indices: int) -> None:
+    """Mark stages finished the way convert does (a folder whose stage.json holds the fingerprint)."""
+    for i in indices:
+        folder = recipe.stage_dir(i)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "stage.json").write_text(json.dumps({"fingerprint": recipe.stage_fingerprint(i)}))
+
+
+def test_plan_reruns_only_the_lineage_of_a_retrained_stage(project):
+    from llm2vec_lite.pipeline import plan
+
+    out = project / "out-lineage"
+    def stage(kind: str, path: str, **extra) -> dict:
+        return {"kind": kind, "data": {"path": path}, "steps": 1, "batch_size": 4, "learning_rate": 1e-3, **extra}
+
+    stages = [stage("mntp", "./text.txt"), stage("simcse", "./sentences.txt"),  # mntp -> simcse -> supervised
+              stage("supervised", "./triplets.tsv"),
+              stage("supervised", "./triplets.tsv", init_from="stages[0]")]  # and mntp -> supervised
+    recipe = _load(project / "recipe.yaml", f"output_dir={out}", "stages=" + json.dumps(stages))
+    assert [recipe.parent_stage(i) for i in range(4)] == [None, 0, 1, 0]
+    _fake_finished(recipe, 0, 1, 2, 3)
+    assert [p.action for p in plan(recipe)] == ["skip"] * 4
+
+    (recipe.stage_dir(1) / "stage.json").unlink()
+    recipe.stage_dir(1).rmdir()  # stage 2 retrained with the same settings: only stage 3 builds on it
+    actions = plan(recipe)
+    assert [p.action for p in actions] == ["skip", "run", "run", "skip"]
+    assert "stage 2 simcse" in actions[2].reason
+
+    _fake_finished(recipe, 1)
+    (recipe.stage_dir(0) / "stage.json").unlink()  # the root of every lineage: everything reruns
+    assert [p.action for p in plan(recipe)] == ["conflict", "run", "run", "run"]
 
 
 def test_folder_without_stage_json_is_not_taken_as_finished(project):
@@ -188,3 +231,59 @@ def test_rng_states_round_trip_through_json():
     got = (random.random(), np.random.rand(), torch.rand(3))
     assert want[0] == got[0] and want[1] == got[1]
     torch.testing.assert_close(want[2], got[2])
+
+
+def test_stage_index_reads_numbers_folders_and_unique_kinds(project):
+    from llm2vec_lite.errors import UsageError
+    from llm2vec_lite.pipeline import stage_index
+
+    recipe = _load(project / "recipe.yaml")  # mntp, simcse, supervised
+    assert [stage_index(recipe, s) for s in (1, "2", "03-supervised", "simcse", " mntp ")] == [0, 1, 2, 1, 0]
+    for bad in ("0", "4", "02-mntp", "nope"):
+        with pytest.raises(UsageError, match=r"(?s)--until .*1\.\.3.*01-mntp, 02-simcse, 03-supervised"):
+            stage_index(recipe, bad, "--until")
+    twice = _load(project / "resume.yaml", "stages.1.kind=simcse", "stages.1.data.path=./sentences.txt")
+    with pytest.raises(UsageError, match="'simcse' occurs 2 times, name its folder"):
+        stage_index(twice, "simcse", "--from")
+    assert stage_index(twice, "02-simcse") == 1
+
+
+def test_until_and_from_in_the_plan_and_dry_run(project, capsys):
+    from llm2vec_lite.cli import main
+    from llm2vec_lite.errors import UsageError
+    from llm2vec_lite.pipeline import convert, plan
+
+    out = project / "out-range"
+    recipe = _load(project / "recipe.yaml", f"output_dir={out}")
+    assert [p.action for p in plan(recipe, until="simcse")] == ["run", "run", "later"]
+    assert [p.action for p in plan(recipe, start=2)] == ["missing", "run", "run"]
+    with pytest.raises(UsageError, match="--from 3 comes after --until 1"):
+        plan(recipe, start=3, until=1)
+    with pytest.raises(RecipeError, match=r"(?s)--from 02-simcse: earlier stages are not finished.*stage 1 mntp"):
+        convert(recipe, start="02-simcse")  # before any model loads: nothing is written
+    assert not out.exists()
+
+    _fake_finished(recipe, 0)
+    assert [p.action for p in plan(recipe, start=2, until=2)] == ["skip", "run", "later"]
+    assert main(["convert", str(project / "recipe.yaml"), f"output_dir={out}", "--dry-run",
+                 "--from", "simcse", "--until", "02-simcse"]) == 0
+    text = capsys.readouterr().out
+    assert "[SKIP] stage 1 mntp" in text and "reused (--from simcse)" in text
+    assert "[RUN ] stage 2 simcse" in text and "[LATER] stage 3 supervised" in text
+    assert "stops after stage 2: no final encoder" in text and "final encoder:" not in text
+    assert main(["convert", str(project / "recipe.yaml"), "--dry-run", "--until", "nope"]) == 2
+    assert "--until nope: no stage 'nope'" in capsys.readouterr().err
+
+
+def test_until_then_from_trains_each_stage_once(project):
+    from llm2vec_lite.pipeline import convert
+
+    out = project / "out-steps"
+    recipe = _load(project / "resume.yaml", f"output_dir={out}", "stages.0.steps=1", "stages.1.steps=1")
+    assert convert(recipe, until=1) == out / "01-simcse"
+    assert not (out / "02-supervised").exists() and not (out / "final").exists()
+    first = (out / "01-simcse" / "stage.json").stat().st_mtime_ns
+    assert convert(recipe, start="supervised") == out / "final"
+    assert (out / "01-simcse" / "stage.json").stat().st_mtime_ns == first  # reused, not retrained
+    info = json.loads((out / "02-supervised" / "stage.json").read_text())
+    assert info["source"] == str(out / "01-simcse")

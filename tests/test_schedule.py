@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from llm2vec_lite.schedule import make_scheduler, summarize_schedule
+from llm2vec_lite.stages.base import Stage
 from llm2vec_lite.trainer import LoopSettings
 
 
@@ -73,11 +74,16 @@ class _Batch:
     tokens: int = 1
 
 
-class _QuadraticStage:
+class _QuadraticStage(Stage):
     """The smallest stage the loop accepts: fit one weight to 0."""
 
     kind: ClassVar[str] = "toy"
-    backward = None
+
+    def __init__(self) -> None:  # no recipe: the loop reads only kind, batches and loss
+        pass
+
+    def check_data(self) -> None:
+        pass
 
     def batches(self, start: int):
         while True:

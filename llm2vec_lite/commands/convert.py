@@ -6,6 +6,10 @@ with ``--multi_gpu`` (on a machine without GPUs too: the processes then talk ove
 
     accelerate launch --multi_gpu --num_processes 4 -m llm2vec_lite convert my.yaml
 
+One stage at a time: ``--until STAGE`` stops after that stage, ``--from STAGE`` reuses the finished
+stages before it (and stops with an error if one is missing or was trained with another recipe).
+STAGE is a number (1-based), a folder name (``02-simcse``) or a kind that occurs once (``simcse``).
+
 Without ``--multi_gpu`` accelerate starts ONE process whatever ``--num_processes`` says; convert
 then warns and names the command above (docs/training.md).
 """
@@ -19,6 +23,8 @@ EPILOG = """examples:
   llm2vec-lite convert smollm2-135m-cpu --dry-run
   llm2vec-lite convert recipes/tiny.yaml stages.0.steps=10 lora.r=8
   llm2vec-lite convert my.yaml --overwrite          # retrain stages trained with another recipe
+  llm2vec-lite convert my.yaml --until mntp         # train stage 1 only, look at it, then ...
+  llm2vec-lite convert my.yaml --from 2             # ... go on, reusing the finished 01-mntp
   accelerate launch --multi_gpu --num_processes 2 -m llm2vec_lite convert my.yaml   # 2 processes, CPU or GPU
 """
 
@@ -38,6 +44,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--overwrite", action="store_true", help="retrain stages whose folders hold another recipe's results"
     )
+    p.add_argument(
+        "--until", metavar="STAGE",
+        help="stop after this stage (a number from 1, a folder name like 02-simcse, or a kind used once); "
+        "no final encoder is written",
+    )
+    p.add_argument(
+        "--from", dest="start", metavar="STAGE",
+        help="train from this stage on, reusing the finished stages before it (an error if one is missing "
+        "or was trained with another recipe)",
+    )
     p.set_defaults(func=run, _parser=p)
 
 
@@ -50,9 +66,13 @@ def run(args: argparse.Namespace) -> int:
         args._parser.error(f"overrides must look like key.path=value, got {bad[0]!r} (e.g. stages.0.steps=10)")
     recipe = load_recipe(args.recipe, args.overrides)
     _warn_process_shortfall()
-    final = convert(recipe, dry_run=args.dry_run, overwrite=args.overwrite)
-    if not args.dry_run:
-        print(f"encoder written to {final}")
+    out = convert(recipe, dry_run=args.dry_run, overwrite=args.overwrite, start=args.start, until=args.until)
+    if args.dry_run:
+        return 0
+    if out == recipe.final_dir:
+        print(f"encoder written to {out}")
+    else:
+        print(f"stopped after {out.name} (--until): {out}")
     return 0
 
 

@@ -2,7 +2,7 @@
 
 Each stage module ends with ``register_stage("<kind>", <Class>)``; the pipeline looks stages up
 with :func:`get_stage`. A stage only supplies data, setup and a loss; the loop is
-:func:`llm2vec_lite.trainer.train` (see :mod:`llm2vec_lite.stages.base` for the protocol).
+:func:`llm2vec_lite.trainer.train` (see :class:`llm2vec_lite.stages.base.Stage` for the hooks).
 
 Stages shipped: ``mntp`` (masked next-token prediction), ``simcse`` (unsupervised SimCSE),
 ``supervised`` (InfoNCE with hard negatives, optional GradCache).
@@ -21,15 +21,20 @@ def register_stage(kind: str, cls: type) -> type:
     """Register ``cls`` as the stage for recipe ``kind``.
 
     Raises:
-        ValueError: If ``kind`` is already registered or ``cls`` lacks the stage methods.
+        ValueError: If ``kind`` is already registered, or ``cls`` is not a
+            :class:`~llm2vec_lite.stages.base.Stage` or leaves one of its abstract hooks undefined.
     """
+    from llm2vec_lite.stages.base import Stage
+
     if kind in _STAGES:
         raise ValueError(
             f"stage {kind!r} is already registered ({_STAGES[kind].__module__}); each kind has one stage"
         )
-    missing = [m for m in ("check_data", "setup", "batches", "loss", "cleanup") if not hasattr(cls, m)]
-    if missing:
-        raise ValueError(f"stage class {cls.__name__} lacks {', '.join(missing)} (see stages/base.py)")
+    if not (isinstance(cls, type) and issubclass(cls, Stage)):
+        raise ValueError(f"stage class {cls!r} must subclass llm2vec_lite.stages.base.Stage")
+    if cls.__abstractmethods__:
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        raise ValueError(f"stage class {cls.__name__} lacks {missing} (see stages/base.py)")
     _STAGES[kind] = cls
     return cls
 

@@ -1,16 +1,18 @@
-"""What every training stage shares: the stage protocol, the batch sampler, batch helpers.
+"""What every training stage shares: the :class:`Stage` base class, the batch sampler, batch helpers.
 
 A stage has the shape of a torchtune recipe, cut down to what differs between stages; the one
-training loop (:mod:`llm2vec_lite.trainer`) does everything else::
+training loop (:mod:`llm2vec_lite.trainer`) does everything else. Its hooks, in the order they run::
 
-    stage = SimCSEStage(cfg, recipe)       # reads settings only
-    stage.check_data()                     # reads the data; DataError before any model loads
-    model = stage.setup(model, tokenizer)  # e.g. add a <mask> token, set dropout
+    stage = SimCSEStage(cfg, recipe, index)  # reads settings only
+    stage.check_data()                       # reads the data; DataError before any model loads
+    model = stage.setup(model, tokenizer)    # e.g. add a <mask> token, set dropout
     ... the pipeline attaches LoRA, the trainer calls stage.batches(start) and stage.loss(model, b)
-    stage.cleanup(model)                   # undo training-only changes before the model is saved
+    ... (or stage.gradcache_backward(...) when stage.supports_gradcache())
+    stage.cleanup(model)                     # undo training-only changes before the model is saved
 
-The protocol is a description, not a base class to inherit from (torchtune: "not a vehicle for
-code reuse").
+:class:`Stage` holds the settings every stage reads and the defaults (no setup, no cleanup, no
+GradCache); a stage overrides what it needs. GradCache is a declared capability, asked for with
+:meth:`Stage.supports_gradcache`, not an attribute the loop probes for.
 
 Batches are a pure function of (seed, micro-batch index): :class:`BatchSampler` shuffles each epoch
 with a generator seeded from (seed, epoch). Resuming therefore needs only the number of micro-batches
@@ -20,9 +22,10 @@ each process takes its contiguous slice (:func:`local_slice`).
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar
 
 import torch
 
@@ -52,32 +55,67 @@ class StageBatch:
     tokens: int
 
 
-@runtime_checkable
-class Stage(Protocol):
-    """The interface between a stage and the training loop.
+class Stage(ABC):
+    """Base class of the training stages: settings, hooks and capabilities the loop relies on.
+
+    Args:
+        cfg: the recipe's stage block (``recipe.stages[index]``).
+        recipe: the whole :class:`~llm2vec_lite.recipe.Recipe` (global max_length, seed, pooling).
+        index: the stage's 0-based position in the recipe.
 
     Attributes:
         kind: the recipe's ``kind`` string, the registry key.
         head: ``"causal_lm"`` (MNTP needs the LM head) or ``"base"``.
+        cfg, max_length, seed, pooling: the stage's effective settings.
     """
 
     kind: ClassVar[str]
-    head: ClassVar[str]
+    head: ClassVar[str] = "base"
 
+    def __init__(self, cfg, recipe, index: int):
+        self.cfg = cfg
+        self.max_length: int = recipe.max_length_for(index)
+        self.seed: int = recipe.seed_for(index)
+        self.pooling: str = recipe.pooling
+
+    @abstractmethod
     def check_data(self) -> None:
-        """Read and validate the stage's data. Raises DataError."""
+        """Read and validate the stage's data, before any model loads. Raises DataError."""
 
     def setup(self, model, tokenizer):
-        """Prepare the (not yet LoRA-wrapped) model; returns it."""
+        """Prepare the (not yet LoRA-wrapped) model; returns it. Default: unchanged."""
+        return model
 
+    @abstractmethod
     def batches(self, start: int) -> Iterator[StageBatch]:
         """Micro-batches from micro-batch index ``start`` on, endlessly and deterministically."""
 
+    @abstractmethod
     def loss(self, model, batch: StageBatch) -> torch.Tensor:
         """Scalar loss of one micro-batch, with gradients."""
 
-    def cleanup(self, model) -> None:
-        """Undo training-only changes (dropout) before the merged model is saved."""
+    def cleanup(self, model) -> None:  # noqa: B027 (a hook: most stages have nothing to undo)
+        """Undo training-only changes (dropout) before the merged model is saved. Default: nothing."""
+
+    def supports_gradcache(self) -> bool:
+        """Whether the loop must call :meth:`gradcache_backward` instead of ``loss`` + backward.
+
+        Default False; a stage that can embed its batch in chunks (supervised, with
+        ``gradcache_chunk_size`` set) says True.
+        """
+        return False
+
+    def gradcache_backward(self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool) -> torch.Tensor:
+        """Accumulate the gradients of ``loss(model, batch) * scale`` chunk by chunk; return the loss.
+
+        Called only when :meth:`supports_gradcache` is True.
+
+        Args:
+            scale: multiply gradients by this (1 / gradient accumulation steps).
+            accelerator: the loop's accelerator (for ``backward`` and ``no_sync``).
+            sync: all-reduce gradients after the last chunk (False inside accumulation).
+        """
+        raise NotImplementedError(f"stage {self.kind!r} does not support GradCache")
 
 
 class BatchSampler:

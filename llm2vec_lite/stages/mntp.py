@@ -30,7 +30,7 @@ from collections.abc import Iterator
 import torch
 
 from llm2vec_lite.stages import register_stage
-from llm2vec_lite.stages.base import BatchSampler, StageBatch, local_slice
+from llm2vec_lite.stages.base import BatchSampler, Stage, StageBatch, local_slice
 
 
 @contextlib.contextmanager
@@ -59,16 +59,14 @@ def head_on_rows(model, flat_positions: torch.Tensor):
         handle.remove()
 
 
-class MNTPStage:
+class MNTPStage(Stage):
     """Masked next-token prediction on packed text blocks (see module docstring)."""
 
     kind = "mntp"
     head = "causal_lm"
 
     def __init__(self, cfg, recipe, index: int):
-        self.cfg = cfg
-        self.max_length = recipe.max_length_for(index)
-        self.seed = recipe.seed_for(index)
+        super().__init__(cfg, recipe, index)
         self.texts: list[str] | None = None
 
     def check_data(self) -> None:
@@ -122,9 +120,6 @@ class MNTPStage:
         with head_on_rows(model, rows * width + cols):
             logits = model(**inputs, use_cache=False).logits  # (masked tokens, vocab)
         return torch.nn.functional.cross_entropy(logits.float(), shifted[rows, cols])
-
-    def cleanup(self, model) -> None:
-        """Nothing to undo."""
 
 
 register_stage("mntp", MNTPStage)

@@ -34,6 +34,7 @@ from llm2vec_lite.stages import register_stage
 from llm2vec_lite.stages.base import (
     EMBED_BUCKET_TOKENS,
     BatchSampler,
+    Stage,
     StageBatch,
     concat_batches,
     local_slice,
@@ -69,17 +70,14 @@ def restore_dropout(saved: list[tuple[object, str, float]]) -> None:
         setattr(obj, attr, value)
 
 
-class SimCSEStage:
+class SimCSEStage(Stage):
     """Unsupervised SimCSE over the texts of one column (see module docstring)."""
 
     kind = "simcse"
     head = "base"
 
     def __init__(self, cfg, recipe, index: int):
-        self.cfg = cfg
-        self.max_length = recipe.max_length_for(index)
-        self.seed = recipe.seed_for(index)
-        self.pooling = recipe.pooling
+        super().__init__(cfg, recipe, index)
         self.texts: list[str] | None = None
         self._saved: list = []
 

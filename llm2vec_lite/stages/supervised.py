@@ -44,6 +44,7 @@ from llm2vec_lite.stages import register_stage
 from llm2vec_lite.stages.base import (
     EMBED_BUCKET_TOKENS,
     BatchSampler,
+    Stage,
     StageBatch,
     concat_batches,
     local_slice,
@@ -52,20 +53,15 @@ from llm2vec_lite.stages.base import (
 from llm2vec_lite.tokenization import TokenizedBatch, _pad_id, tokenize
 
 
-class SupervisedStage:
+class SupervisedStage(Stage):
     """InfoNCE with in-batch and hard negatives, gathered across processes (see module docstring)."""
 
     kind = "supervised"
     head = "base"
 
     def __init__(self, cfg, recipe, index: int):
-        self.cfg = cfg
-        self.max_length = recipe.max_length_for(index)
-        self.seed = recipe.seed_for(index)
-        self.pooling = recipe.pooling
+        super().__init__(cfg, recipe, index)
         self.rows_data: list[InstructedRow] | None = None
-        if cfg.gradcache_chunk_size is None:
-            self.backward = None  # the trainer then calls loss() and backward itself
 
     def check_data(self) -> None:
         """Read the rows now so a bad file fails before any model loads. Raises DataError."""
@@ -131,7 +127,13 @@ class SupervisedStage:
         tb: TokenizedBatch = batch.data.to(next(model.parameters()).device)
         return self.embedding_loss(embed(model, tb, self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS))
 
-    def backward(self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool) -> torch.Tensor:
+    def supports_gradcache(self) -> bool:
+        """True when the stage sets ``gradcache_chunk_size``: the loop then calls :meth:`gradcache_backward`."""
+        return self.cfg.gradcache_chunk_size is not None
+
+    def gradcache_backward(
+        self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool
+    ) -> torch.Tensor:
         """GradCache: the gradients of :meth:`loss` computed chunk by chunk; returns the loss.
 
         Args:
@@ -169,9 +171,6 @@ class SupervisedStage:
                 )  # (chunk, dim)
                 accelerator.backward((part.float() * grad[rows]).sum())  # chain rule through the cache
         return loss.detach()
-
-    def cleanup(self, model) -> None:
-        """Nothing to undo."""
 
 
 register_stage("supervised", SupervisedStage)

@@ -7,7 +7,7 @@ import torch
 
 from llm2vec_lite.errors import DataError, RecipeError
 from llm2vec_lite.stages import get_stage, register_stage, registered_stages
-from llm2vec_lite.stages.base import BatchSampler, concat_batches, local_slice, slice_batch
+from llm2vec_lite.stages.base import BatchSampler, Stage, StageBatch, concat_batches, local_slice, slice_batch
 from llm2vec_lite.tokenization import TokenizedBatch
 
 
@@ -66,3 +66,72 @@ def test_registry_knows_the_three_stages_and_refuses_duplicates():
         register_stage("mntp", get_stage("mntp"))
     with pytest.raises(RecipeError, match="Unknown stage kind 'dpo'"):
         get_stage("dpo")
+
+
+class _Toy(Stage):
+    """Fit one weight to 0; counts which of its hooks the loop called."""
+
+    kind = "toy"
+
+    def __init__(self, gradcache: bool) -> None:  # no recipe: the loop reads only the hooks
+        self.gradcache, self.calls = gradcache, {"loss": 0, "gradcache_backward": 0}
+
+    def check_data(self) -> None:
+        pass
+
+    def batches(self, start: int):
+        while True:
+            yield StageBatch(torch.ones(1), 1, 1)
+
+    def loss(self, model, batch: StageBatch) -> torch.Tensor:
+        self.calls["loss"] += 1
+        return (model(batch.data) ** 2).sum()
+
+    def backward(self, *args, **kwargs):  # a method of this name no longer means GradCache
+        raise AssertionError("the loop called stage.backward")
+
+    def supports_gradcache(self) -> bool:
+        return self.gradcache
+
+    def gradcache_backward(self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool) -> torch.Tensor:
+        self.calls["gradcache_backward"] += 1
+        loss = (model(batch.data) ** 2).sum()
+        accelerator.backward(loss * scale)
+        return loss.detach()
+
+
+@pytest.mark.parametrize("gradcache", [False, True])
+def test_the_loop_asks_the_stage_whether_it_does_gradcache(gradcache, tmp_path):
+    from llm2vec_lite.trainer import LoopSettings, make_accelerator, train
+
+    stage, model = _Toy(gradcache), torch.nn.Linear(1, 1, bias=False)
+    settings = LoopSettings(steps=3, learning_rate=0.1, gradient_accumulation_steps=2, checkpoint_every=100)
+    torch.nn.init.ones_(model.weight)  # Adam moves it by the step's lr, towards 0
+    train(stage, model, settings, work_dir=tmp_path, accelerator=make_accelerator("none"))
+    want = {"loss": 0, "gradcache_backward": 6} if gradcache else {"loss": 6, "gradcache_backward": 0}
+    assert stage.calls == want
+    assert model.weight.item() == pytest.approx(0.8, abs=1e-3)  # 3 Adam steps, lr 0.1 decaying linearly
+
+
+def test_register_stage_wants_a_stage_with_every_hook():
+    class NotAStage:
+        def check_data(self): ...
+        def setup(self, model, tokenizer): ...
+        def batches(self, start): ...
+        def loss(self, model, batch): ...
+        def cleanup(self, model): ...
+
+    class NoLoss(Stage):
+        kind = "no-loss"
+
+        def check_data(self): ...
+        def batches(self, start): ...
+
+    with pytest.raises(ValueError, match="must subclass llm2vec_lite.stages.base.Stage"):
+        register_stage("duck", NotAStage)
+    with pytest.raises(ValueError, match="NoLoss lacks loss"):
+        register_stage("no-loss", NoLoss)
+    assert "duck" not in registered_stages() and "no-loss" not in registered_stages()
+    assert not _Toy(False).supports_gradcache()
+    with pytest.raises(NotImplementedError, match="'toy' does not support GradCache"):
+        Stage.gradcache_backward(_Toy(True), None, None, scale=1.0, accelerator=None, sync=True)
