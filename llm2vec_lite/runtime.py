@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -57,8 +58,6 @@ def bf16_is_fast(device: torch.device | str) -> bool:
 
 def training_device() -> torch.device:
     """The device accelerate will train on: CUDA unless absent or ``ACCELERATE_USE_CPU`` is set."""
-    import os
-
     use_cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
     return torch.device("cuda" if torch.cuda.is_available() and not use_cpu else "cpu")
 
@@ -95,8 +94,6 @@ def current_rss_mib() -> float | None:
             pages = int(f.read().split()[1])
     except (OSError, ValueError, IndexError):
         return None
-    import os
-
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
