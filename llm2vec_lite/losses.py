@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CITATION", "cosine_scores", "gather_with_grad", "info_nce"]
+__all__ = ["CITATION", "contrastive_stats", "cosine_scores", "gather_with_grad", "info_nce"]
 
 CITATION = """@inproceedings{gao2021simcse,
   title={{SimCSE}: Simple Contrastive Learning of Sentence Embeddings},
@@ -139,3 +139,35 @@ def gather_with_grad(local: torch.Tensor) -> torch.Tensor:
 def process_rank() -> tuple[int, int]:
     """Public alias of the (rank, world size) lookup used by the stages to slice batches."""
     return _world()
+
+
+@torch.no_grad()
+def contrastive_stats(
+    queries: torch.Tensor, candidates: torch.Tensor, positive_index: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """What a contrastive stage learns, beyond its loss: mean positive and negative cosine, top-1.
+
+    A falling InfoNCE loss can come from a tiny gap between ``pos_cos`` and ``neg_cos`` sharpened by
+    the temperature; the two cosines themselves show whether the embedding space spreads out
+    (``neg_cos`` falling) or stays crowded, which is what cosine-similarity tasks see.
+
+    Args:
+        queries: (n, dim); candidates: (m, dim); positive_index: (n,) index of each positive.
+
+    Returns:
+        ``pos_cos`` (mean cosine of query and positive), ``neg_cos`` (mean cosine of query and every
+        other candidate) and ``top1`` (share of queries whose positive scores highest).
+    """
+    scores = cosine_scores(queries.detach(), candidates.detach())  # (n, m)
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    positive_index = positive_index.to(scores.device)
+    pos = scores[rows, positive_index]
+    neg_mask = torch.ones_like(scores, dtype=torch.bool)
+    neg_mask[rows, positive_index] = False
+    neg = scores[neg_mask].mean() if neg_mask.any() else scores.new_zeros(())
+    return {
+        "pos_cos": pos.mean(),
+        "neg_cos": neg,
+        "top1": (scores.argmax(dim=1) == positive_index).float().mean(),
+    }
+

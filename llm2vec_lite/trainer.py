@@ -235,6 +235,7 @@ def train(
                 loss_sum += loss.detach().float() / s.gradient_accumulation_steps
                 seqs, toks = seqs + batch.sequences, toks + batch.tokens
             loss_val = acc.reduce(loss_sum, reduction="mean").item()  # same value on every process
+            extra = {k: acc.reduce(v.to(acc.device), reduction="mean").item() for k, v in stage.take_metrics().items()}
             if not math.isfinite(loss_val):
                 last = latest_checkpoint(ckpt_root)
                 raise TrainingError(
@@ -257,12 +258,18 @@ def train(
                 "loss": loss_val,
                 "lr": scheduler.get_last_lr()[0],
                 "grad_norm": None if grad_norm is None else float(grad_norm),
+                **extra,
                 "seq_per_s": seqs / dt,
                 "tok_per_s": toks / dt,
                 "time_s": time.perf_counter() - t_start,
             }
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_val:.4f}", seq_s=f"{seqs / dt:.1f}", tok_s=f"{toks / dt:.0f}")
+            bar.set_postfix(
+                loss=f"{loss_val:.4f}",
+                **{k: f"{v:.3f}" for k, v in extra.items()},
+                seq_s=f"{seqs / dt:.1f}",
+                tok_s=f"{toks / dt:.0f}",
+            )
             if main and (step % s.log_every == 0 or step == s.steps):
                 with metrics_path.open("a", encoding="utf-8") as f:
                     f.write(json.dumps(record) + "\n")

@@ -77,6 +77,7 @@ class Stage(ABC):
         self.max_length: int = recipe.max_length_for(index)
         self.seed: int = recipe.seed_for(index)
         self.pooling: str = recipe.pooling
+        self._metrics: dict[str, list[torch.Tensor]] = {}
 
     @abstractmethod
     def check_data(self) -> None:
@@ -93,6 +94,22 @@ class Stage(ABC):
     @abstractmethod
     def loss(self, model, batch: StageBatch) -> torch.Tensor:
         """Scalar loss of one micro-batch, with gradients."""
+
+    def record(self, **values: torch.Tensor | float) -> None:
+        """Note diagnostics of the current micro-batch (e.g. ``pos_cos=...``) for the step's log.
+
+        The loop averages them over the step's micro-batches and processes and writes them to the
+        progress bar and ``metrics.jsonl`` beside the loss: a falling loss alone does not show that
+        a stage learns what the encoder needs (SimCSE can lower its loss without moving the vectors).
+        """
+        for name, value in values.items():
+            self._metrics.setdefault(name, []).append(torch.as_tensor(value).detach().float().reshape(()))
+
+    def take_metrics(self) -> dict[str, torch.Tensor]:
+        """The diagnostics recorded since the last call, each the mean over its micro-batches."""
+        out = {name: torch.stack(vals).mean() for name, vals in self._metrics.items()}
+        self._metrics = {}
+        return out
 
     def cleanup(self, model) -> None:  # noqa: B027 (a hook: most stages have nothing to undo)
         """Undo training-only changes (dropout) before the merged model is saved. Default: nothing."""

@@ -119,7 +119,9 @@ class MNTPStage(Stage):
         rows, cols = (shifted != -100).nonzero(as_tuple=True)
         with head_on_rows(model, rows * width + cols):
             logits = model(**inputs, use_cache=False).logits  # (masked tokens, vocab)
-        return torch.nn.functional.cross_entropy(logits.float(), shifted[rows, cols])
+        targets = shifted[rows, cols]
+        self.record(masked_acc=(logits.detach().argmax(dim=-1) == targets).float().mean())
+        return torch.nn.functional.cross_entropy(logits.float(), targets)
 
 
 register_stage("mntp", MNTPStage)

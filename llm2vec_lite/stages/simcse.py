@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import torch
 
-from llm2vec_lite.losses import gather_with_grad, info_nce, process_rank
+from llm2vec_lite.losses import contrastive_stats, gather_with_grad, info_nce, process_rank
 from llm2vec_lite.pooling import embed, needs_eos
 from llm2vec_lite.stages import register_stage
 from llm2vec_lite.stages.base import (
@@ -115,6 +115,7 @@ class SimCSEStage(Stage):
         candidates = gather_with_grad(emb[n:])  # (world * n, dim)
         rank, _ = process_rank()
         positive = torch.arange(n, device=emb.device) + rank * n
+        self.record(**contrastive_stats(emb[:n], candidates, positive))
         return info_nce(emb[:n], candidates, self.cfg.temperature, positive)
 
     def cleanup(self, model) -> None:
