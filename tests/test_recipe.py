@@ -166,8 +166,8 @@ def test_recipe_error_names_file_and_field(project):
         ("stages.0.data={path: ./text.txt, hub: org/x}", r"stages\[0\]\.data: give exactly one of 'path'"),
         ("stages.0.data=./text.weird", r"cannot infer the format of './text.weird'"),
         (
-            "stages.2.data.columns=[q, p]",
-            r"stages\[2\]: data.columns = \['q', 'p'\]: supervised needs 3 columns",
+            "stages.2.data.columns=[q]",
+            r"stages\[2\]: data.columns = \['q'\]: supervised needs 2 columns \(anchor, positive\) or 3",
         ),
         ("stages=[]", r"stages = \[\]: must have at least 1 item"),
         ("stages.0.schedule_steps=3", r"stages\[0\]\.schedule_steps = 3: must be >= steps \(4\)"),
