@@ -455,8 +455,9 @@ def _nli_rows(
         if value is not None and value not in labels:
             hint = "; set negative: null to read pairs only" if field == "negative" else ""
             raise DataError(
-                f"{src.origin}.nli.{field} = {value!r}: no row of {src.describe()} has this label in column "
-                f"{label!r}; labels found: {_shown(labels)}{hint}"
+                f"{src.origin}.nli.{field} = {value!r}: no row of {src.describe()}"
+                + (f" (after where = {src.where})" if src.where else "")
+                + f" has this label in column {label!r}; labels found: {_shown(labels)}{hint}"
             )
     negatives: dict[str, list[str]] = {}
     if with_negatives and nli.negative is not None:
