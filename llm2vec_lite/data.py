@@ -7,7 +7,14 @@ the file, the recipe field and what was found *before* any training starts:
 - :func:`read_texts` - one text per example (MNTP, SimCSE).
 - :func:`read_rows` - tuples of columns, e.g. ``("anchor", "positive", "negative")`` (supervised).
 - :func:`read_instructed_rows` - the same rows, each with the query and document instruction it
-  gets: a row's own ``instruction_column`` cell, else its source's, else the stage's.
+  gets: a row's own ``instruction_column`` cell, else its source's, else the stage's, and its group.
+
+A supervised source gives (anchor, positive[, hard negative]) rows in one of three shapes
+(:func:`source_rows`): its ``columns`` (two columns give pairs, three triplets); ``nli`` - a
+labelled premise/hypothesis table, each positive hypothesis with a negative one of the same premise
+when there is one; ``group_columns`` - cells of one row that are positives of each other (captions
+of one image), every pair of them, all in the row's group so they are never each other's negatives.
+Any table source may keep only some rows with ``where`` (e.g. ``{split: train}``).
 
 Formats: ``.txt`` (one text a line), ``.tsv`` (header line, unquoted, as ``data``),
 ``.csv`` (header line, standard quoting), ``.jsonl`` (one object a line, keys are columns),
@@ -43,6 +50,7 @@ from llm2vec_lite.tokenization import pad_token_id, tokenizer_adds_bos
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "NLI_COLUMNS",
     "InstructedRow",
     "MNTPCollator",
     "mask_token_id",
@@ -51,6 +59,7 @@ __all__ = [
     "read_rows",
     "read_table",
     "read_texts",
+    "source_rows",
 ]
 
 Sources = DataSource | Sequence[DataSource]
@@ -95,14 +104,46 @@ def read_text_file(path: str | Path, what: str) -> str:
 
 
 def read_table(source: DataSource) -> tuple[list[str], list[dict[str, Any]] | list[str]]:
-    """Read one source as ``(column_names, rows)``.
+    """Read one source as ``(column_names, rows)``, keeping only the rows its ``where`` selects.
 
     For a ``.txt`` file the columns are ``["text"]`` and the rows are the raw lines; for every other
     format the rows are dicts keyed by column. ``limit`` is *not* applied here.
 
     Raises:
-        DataError: If the file is missing or unreadable, or the hub dataset cannot be loaded.
+        DataError: If the file is missing or unreadable, the hub dataset cannot be loaded, or a
+            ``where`` column or value is not in the table.
     """
+    found, rows = _read_table(source)
+    if source.where:
+        rows = _where(source, found, rows)
+    return found, rows
+
+
+def _where(source: DataSource, found: list[str], rows: list[Any]) -> list[Any]:
+    """The rows whose cells hold one of the ``where`` values of each named column.
+
+    Every value named must occur in its column: a misspelt value would otherwise silently drop a
+    part of the data it was meant to keep.
+    """
+    assert source.where is not None
+    wanted = {c: {v} if isinstance(v, str) else set(v) for c, v in source.where.items()}
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise DataError(
+            f"{source.origin}.where: {source.describe()} has no column(s) {missing}; found {found}"
+        )
+    for column, values in wanted.items():
+        present = {_cell(row.get(column)) for row in rows}
+        absent = values - present
+        if absent:
+            raise DataError(
+                f"{source.origin}.where.{column} = {_shown(absent)}: no row of {source.describe()} has "
+                f"this value; values found: {_shown(present)}"
+            )
+    return [row for row in rows if all(_cell(row.get(c)) in vals for c, vals in wanted.items())]
+
+
+def _read_table(source: DataSource) -> tuple[list[str], list[dict[str, Any]] | list[str]]:
     if source.hub is not None:
         return _read_hub(source)
     path = Path(source.path or "")
@@ -161,14 +202,19 @@ def _read_delimited(source: DataSource, path: Path, fmt: str) -> tuple[list[str]
             rows.append(dict(zip(header, values, strict=False)))
     bad = len(short) + len(long)
     if bad:
+
         def lines(nums: list[int]) -> str:
             return ", ".join(map(str, nums[:5])) + (", ..." if len(nums) > 5 else "")
 
         parts = []
         if short:
-            parts.append(f"{len(short)} with fewer than {len(header)} cells (lines {lines(short)}; missing cells read as empty)")
+            parts.append(
+                f"{len(short)} with fewer than {len(header)} cells (lines {lines(short)}; missing cells read as empty)"
+            )
         if long:
-            parts.append(f"{len(long)} with more than {len(header)} cells (lines {lines(long)}; extra cells ignored)")
+            parts.append(
+                f"{len(long)} with more than {len(header)} cells (lines {lines(long)}; extra cells ignored)"
+            )
         message = (
             f"{source.origin}.path = {source.path}: {bad} of {len(rows)} rows do not match the "
             f"{len(header)}-column header: {'; '.join(parts)}"
@@ -217,8 +263,10 @@ def _read_hub(source: DataSource) -> tuple[list[str], list[dict[str, Any]]]:
         ) from e
     if isinstance(ds, datasets.DatasetDict):  # split=None gives every split
         raise DataError(f"{source.origin}: hub dataset {source.hub} needs a split; found {list(ds)}")
-    if source.limit is not None and len(ds) > source.limit * 2:
-        # Rows with empty fields are dropped later, so keep some slack over the limit.
+    plain = source.where is None and source.nli is None and source.group_columns is None
+    if plain and source.limit is not None and len(ds) > source.limit * 2:
+        # Rows with empty fields are dropped later, so keep some slack over the limit (filters and
+        # NLI labels may drop many more, so those sources read everything).
         ds = ds.select(range(source.limit * 2))
     columns = list(ds.column_names)
     return columns, [dict(row) for row in ds]
@@ -238,16 +286,21 @@ def _cell(value: Any) -> str:
     return str(value).strip()
 
 
-def _pick_columns(source: DataSource, found: list[str], wanted: list[str]) -> list[str]:
+def _pick_columns(
+    source: DataSource, found: list[str], wanted: list[str], field: str = "columns", pairs_hint: bool = False
+) -> list[str]:
+    """``wanted``, or a DataError naming ``field`` when the table lacks one of them."""
     missing = [c for c in wanted if c not in found]
     if missing:
-        hint = (
-            f" Name the columns to use with data.columns (e.g. columns: {found[: len(wanted)]})."
-            if len(found) >= len(wanted)
-            else ""
-        )
+        if pairs_hint and len(found) >= 2:
+            hint = f" For pairs without a hard negative name two columns, e.g. columns: {found[:2]}."
+        elif len(found) >= len(wanted):
+            hint = f" Name the columns to use with data.columns (e.g. columns: {found[: len(wanted)]})."
+        else:
+            hint = ""
+        shown = f".{field} = {wanted}" if field != "columns" else ""
         raise DataError(
-            f"{source.origin}: {source.describe()} has no column(s) {missing}; found {found}.{hint}"
+            f"{source.origin}{shown}: {source.describe()} has no column(s) {missing}; found {found}.{hint}"
         )
     return wanted
 
@@ -256,17 +309,22 @@ class InstructedRow(NamedTuple):
     """One supervised row and the instructions its sides get (None: no instruction).
 
     Attributes:
-        texts: the row's cells, e.g. ``(anchor, positive, negative)``.
+        texts: the row's cells, ``(anchor, positive)`` or ``(anchor, positive, hard negative)``.
         query_instruction: put before the anchor.
         document_instruction: put before the positive and the negative.
+        group: rows with the same group are never each other's in-batch negatives (captions of one
+            image); None = the row is only grouped with rows sharing its texts.
     """
 
     texts: tuple[str, ...]
     query_instruction: str | None = None
     document_instruction: str | None = None
+    group: str | None = None
 
 
-def read_rows(source: Sources, columns: list[str]) -> list[tuple[str, ...]]:
+def read_rows(
+    source: Sources, columns: list[str], *, min_columns: int | None = None
+) -> list[tuple[str, ...]]:
     """Read rows of ``len(columns)`` stripped strings from each source, concatenated in order.
 
     Args:
@@ -274,6 +332,8 @@ def read_rows(source: Sources, columns: list[str]) -> list[tuple[str, ...]]:
         columns: the column names the stage wants, e.g. ``["anchor", "positive", "negative"]``. A
             source's own ``columns`` replace these by position (``[query, pos, neg]`` is read as
             anchor, positive, negative); a ``.txt`` source can only give one column.
+        min_columns: a source may name fewer columns, down to this many (pairs in a triplet
+            stage); default ``len(columns)``.
 
     Returns:
         Tuples in file order. Rows with an empty field are dropped (and counted in the log).
@@ -283,7 +343,7 @@ def read_rows(source: Sources, columns: list[str]) -> list[tuple[str, ...]]:
         DataError: If a file is missing, a column is missing (the message lists the columns found),
             or no rows are left.
     """
-    return [row.texts for row in read_instructed_rows(source, columns)]
+    return [row.texts for row in read_instructed_rows(source, columns, min_columns=min_columns)]
 
 
 def read_instructed_rows(
@@ -292,8 +352,14 @@ def read_instructed_rows(
     *,
     query_instruction: str | None = None,
     document_instruction: str | None = None,
+    min_columns: int | None = None,
 ) -> list[InstructedRow]:
-    """:func:`read_rows`, each row with the instructions its query and documents get.
+    """:func:`read_rows`, each row with the instructions its query and documents get, and its group.
+
+    A source gives rows in one of three shapes (:func:`source_rows`): its ``columns`` (plain),
+    premise/hypothesis pairs picked by label (``nli``), or pairs of cells of one row
+    (``group_columns``). Rows never have more than ``len(columns)`` texts: a pair stage drops the
+    hard negatives a source could give.
 
     The query side takes, in order: the row's cell in its source's ``instruction_column`` (when
     not empty; stripped, then put into the source's ``instruction_template``, by default
@@ -308,20 +374,188 @@ def read_instructed_rows(
         raise ValueError("read_rows needs at least one column name")
     out: list[InstructedRow] = []
     for src in _as_list(source):
-        wanted = list(src.columns[: len(columns)]) if src.columns else list(columns)
-        if len(wanted) < len(columns):
-            raise DataError(
-                f"{src.origin}.columns = {src.columns}: names {len(wanted)} column(s), "
-                f"this stage reads {len(columns)} ({', '.join(columns)})"
-            )
-        found, rows = read_table(src)
         query = _first_set(src.query_instruction, query_instruction)
         document = _first_set(src.document_instruction, document_instruction)
-        n = len(wanted)
-        for cells in _extract(src, found, rows, wanted, src.instruction_column):
-            own = _row_instruction(src, cells[n]) if len(cells) > n else None  # instruction_column
-            out.append(InstructedRow(cells[:n], _first_set(own, query), document))
+        for made in source_rows(src, columns, min_columns=min_columns):
+            own = _row_instruction(src, made.instruction)
+            out.append(InstructedRow(made.texts, _first_set(own, query), document, made.group))
     return out
+
+
+class SourceRow(NamedTuple):
+    """A training row as one source gives it, before instructions are resolved.
+
+    Attributes:
+        texts: ``(anchor, positive)`` or ``(anchor, positive, negative)``.
+        instruction: the row's ``instruction_column`` cell ('' when none).
+        group: the row's group key (see :class:`InstructedRow`), or None.
+    """
+
+    texts: tuple[str, ...]
+    instruction: str = ""
+    group: str | None = None
+
+
+def source_rows(src: DataSource, columns: list[str], *, min_columns: int | None = None) -> list[SourceRow]:
+    """The rows one source gives a stage that reads ``columns`` (see :func:`read_instructed_rows`).
+
+    Raises:
+        DataError: naming the source's field: a missing column, an NLI label or ``where`` value
+            that no row has, or no rows left after filtering.
+    """
+    found, table = read_table(src)
+    if src.nli is not None:
+        made = _nli_rows(src, found, table, with_negatives=len(columns) > 2)
+    elif src.group_columns is not None:
+        made = _group_rows(src, found, table)
+    else:
+        made = _plain_rows(src, found, table, columns, min_columns or len(columns))
+    return _capped(src, made)
+
+
+def _plain_rows(
+    src: DataSource, found: list[str], table: list[Any], columns: list[str], min_columns: int
+) -> list[SourceRow]:
+    """Rows from the source's ``columns`` (by position onto the stage's), with optional extras."""
+    wanted = list(src.columns[: len(columns)]) if src.columns else list(columns)
+    if len(wanted) < min_columns:
+        raise DataError(
+            f"{src.origin}.columns = {src.columns}: names {len(wanted)} column(s), "
+            f"this stage reads {min_columns if min_columns == len(columns) else f'{min_columns} or more'} "
+            f"({', '.join(columns)})"
+        )
+    extras = [src.instruction_column or "", src.group_column or ""]
+    rows = _extract(src, found, table, wanted, extras, pairs_hint=min_columns < len(columns), capped=False)
+    n = len(wanted)
+    return [SourceRow(r[:n], r[n], _group_key(src, r[n + 1])) for r in rows]
+
+
+# Premise and hypothesis columns of an ``nli`` source that names no columns (SNLI/MNLI/GLUE names).
+NLI_COLUMNS = ("sentence1", "sentence2")
+
+
+def _nli_rows(
+    src: DataSource, found: list[str], table: list[Any], *, with_negatives: bool
+) -> list[SourceRow]:
+    """(premise, entailed hypothesis[, contradiction of the same premise]) rows of a labelled table.
+
+    Why grouped by premise: a hard negative should differ from the positive only in meaning, and
+    the contradiction written for the same premise is exactly that. The k-th positive row of a
+    premise takes its (k mod count)-th negative, so several negatives of one premise all get used,
+    and the result depends only on the file, not on a seed. A premise without a negative row gives
+    pairs, which add no hard negative to the batch.
+    """
+    nli = src.nli
+    assert nli is not None
+    premise, hypothesis = _pick_columns(src, found, list(src.columns or NLI_COLUMNS))
+    (label,) = _pick_columns(src, found, [nli.label_column], "nli.label_column")
+    instruction = _instruction_column(src, found)
+    labels = {_cell(row.get(label)) for row in table}
+    for field, value in (("positive", nli.positive), ("negative", nli.negative)):
+        if value is not None and value not in labels:
+            hint = "; set negative: null to read pairs only" if field == "negative" else ""
+            raise DataError(
+                f"{src.origin}.nli.{field} = {value!r}: no row of {src.describe()}"
+                + (f" (after where = {src.where})" if src.where else "")
+                + f" has this label in column {label!r}; labels found: {_shown(labels)}{hint}"
+            )
+    negatives: dict[str, list[str]] = {}
+    if with_negatives and nli.negative is not None:
+        for row in table:
+            p, h = _cell(row.get(premise)), _cell(row.get(hypothesis))
+            if p and h and _cell(row.get(label)) == nli.negative:
+                negatives.setdefault(p, []).append(h)
+    used: dict[str, int] = {}
+    out: list[SourceRow] = []
+    for row in table:
+        p, h = _cell(row.get(premise)), _cell(row.get(hypothesis))
+        if not (p and h) or _cell(row.get(label)) != nli.positive:
+            continue
+        k = used[p] = used.get(p, -1) + 1
+        negs = negatives.get(p)
+        texts = (p, h, negs[k % len(negs)]) if negs else (p, h)
+        out.append(SourceRow(texts, _cell(row.get(instruction)) if instruction else "", _group_of(src, row)))
+    return out
+
+
+def _group_pairs(k: int) -> list[tuple[int, int]]:
+    """Every unordered pair of ``k`` members once, each member the query about equally often.
+
+    Pairs are (i, i + d mod k) for d = 1 .. k // 2, so with five captions each caption is the
+    query of two pairs and the positive of two (plain ``i < j`` would never make the last one a
+    query).
+    """
+    return [(i, (i + d) % k) for d in range(1, k // 2 + 1) for i in range(k) if not (2 * d == k and i >= d)]
+
+
+def _group_rows(src: DataSource, found: list[str], table: list[Any]) -> list[SourceRow]:
+    """Pairs of cells of one row (captions of one image), every pair of a row in the same group.
+
+    Why all pairs rather than one random pair per row per epoch: the rows stay a fixed list, so
+    the batch samplers stay pure functions of (seed, step), resuming needs nothing new, and every
+    pair is seen each epoch. Pairs of one row that land in the same batch are not each other's
+    negatives (the group mask); a source ``weight`` sets how much of each batch they take, however
+    many pairs the groups make.
+    """
+    names = _pick_columns(src, found, list(src.group_columns or []), "group_columns")
+    instruction = _instruction_column(src, found)
+    if src.group_column is not None:
+        _pick_columns(src, found, [src.group_column], "group_column")
+    out: list[SourceRow] = []
+    for row in table:
+        cells = list(dict.fromkeys(c for c in (_cell(row.get(n)) for n in names) if c))  # distinct, in order
+        if len(cells) < 2:
+            continue
+        group = _group_of(src, row) or _group_key(src, "\x1f".join(cells), "row")
+        own = _cell(row.get(instruction)) if instruction else ""
+        out.extend(SourceRow((cells[a], cells[b]), own, group) for a, b in _group_pairs(len(cells)))
+    return out
+
+
+def _instruction_column(src: DataSource, found: list[str]) -> str | None:
+    if src.instruction_column is not None and src.instruction_column not in found:
+        raise DataError(
+            f"{src.origin}.instruction_column = {src.instruction_column!r}: {src.describe()} has no such "
+            f"column; found {found}"
+        )
+    return src.instruction_column
+
+
+def _group_of(src: DataSource, row: dict[str, Any]) -> str | None:
+    """The group key of a table row from the source's ``group_column`` (None when unset or empty)."""
+    return _group_key(src, _cell(row.get(src.group_column))) if src.group_column else None
+
+
+def _group_key(src: DataSource, value: str, column: str | None = None) -> str | None:
+    """A group key unique to (file, column, value): the same file read twice keys its groups alike."""
+    if not value:
+        return None
+    return f"{src.describe()}|{column or src.group_column}={value}"
+
+
+def _shown(values: set[str] | list[str], most: int = 12) -> str:
+    items = sorted(values)
+    return ", ".join(repr(v) for v in items[:most]) + (
+        f", ... ({len(items)} in all)" if len(items) > most else ""
+    )
+
+
+def _capped(src: DataSource, rows: list[Any]) -> list[Any]:
+    """``rows`` cut to the source's ``limit``; a DataError naming the source when none is left."""
+    if src.limit is not None:
+        rows = rows[: src.limit]
+    if not rows:
+        what = ""
+        if src.nli is not None:
+            what = f" with label {src.nli.positive!r} and non-empty premise and hypothesis"
+        elif src.group_columns is not None:
+            what = f" with two or more different non-empty cells in {', '.join(src.group_columns)}"
+        raise DataError(
+            f"{src.origin}: {src.describe()} gave no rows{what}"
+            + (f" after where = {src.where}" if src.where else "")
+            + ". Check the file, its header line and data.columns."
+        )
+    return rows
 
 
 DEFAULT_INSTRUCTION_TEMPLATE = "{instruction} "
@@ -340,11 +574,19 @@ def _first_set(*values: str | None) -> str | None:
 
 
 def _extract(
-    src: DataSource, found: list[str], rows: list[Any], wanted: list[str], optional: str | None = None
+    src: DataSource,
+    found: list[str],
+    rows: list[Any],
+    wanted: list[str],
+    extras: Sequence[str] = (),
+    *,
+    pairs_hint: bool = False,
+    capped: bool = True,
 ) -> list[tuple[str, ...]]:
     """Pick ``wanted`` columns from a table, drop rows with an empty field, apply ``limit``.
 
-    With ``optional``, each tuple ends with that column's cell too (which may be empty).
+    Each tuple ends with one cell per name in ``extras`` (which may be empty; an empty name gives
+    ''). ``capped=False`` leaves ``limit`` and the empty check to the caller.
     """
     if src.inferred_format() == "txt":
         if len(wanted) != 1:
@@ -352,27 +594,26 @@ def _extract(
                 f"{src.origin}.path = {src.path}: a .txt file has one text a line, but this stage "
                 f"reads {len(wanted)} columns ({', '.join(wanted)}); use a .tsv with a header line"
             )
-        picked = [(_cell(line),) for line in rows]
+        picked = [(_cell(line), *("" for _ in extras)) for line in rows]
     else:
-        if optional and optional not in found:
-            raise DataError(
-                f"{src.origin}.instruction_column = {optional!r}: {src.describe()} has no such column; "
-                f"found {found}"
-            )
-        names = _pick_columns(src, found, wanted) + ([optional] if optional else [])
-        picked = [tuple(_cell(row.get(c)) for c in names) for row in rows]
+        if extras and extras[0]:
+            _instruction_column(src, found)
+        if len(extras) > 1 and extras[1]:
+            _pick_columns(src, found, [extras[1]], "group_column")
+        names = [*_pick_columns(src, found, wanted, pairs_hint=pairs_hint), *extras]
+        picked = [tuple(_cell(row.get(c)) if c else "" for c in names) for row in rows]
     n = len(wanted)
     kept = [r for r in picked if all(r[:n])]
     if len(kept) < len(picked):
         logger.info("%s: dropped %d rows with an empty field", src.describe(), len(picked) - len(kept))
-    if src.limit is not None:
-        kept = kept[: src.limit]
     if not kept:
         raise DataError(
             f"{src.origin}: {src.describe()} gave no rows with non-empty {', '.join(wanted)} "
-            f"({len(picked)} rows read). Check the file, its header line and data.columns."
+            f"({len(picked)} rows read)"
+            + (f" after where = {src.where}" if src.where else "")
+            + ". Check the file, its header line and data.columns."
         )
-    return kept
+    return _capped(src, kept) if capped else kept
 
 
 def read_texts(source: Sources, *, column: str | None = None) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CITATION", "contrastive_stats", "cosine_scores", "gather_with_grad", "info_nce"]
+__all__ = ["CITATION", "contrastive_stats", "cosine_scores", "gather", "gather_with_grad", "info_nce", "same_key"]
 
 CITATION = """@inproceedings{gao2021simcse,
   title={{SimCSE}: Simple Contrastive Learning of Sentence Embeddings},
@@ -57,6 +57,7 @@ def info_nce(
     candidates: torch.Tensor,
     temperature: float,
     positive_index: torch.Tensor | None = None,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """InfoNCE with cosine similarity: cross-entropy of each query against its positive.
 
@@ -73,12 +74,17 @@ def info_nce(
         temperature: softmax temperature ``tau`` > 0 (SimCSE and LLM2Vec use 0.05).
         positive_index: (n_queries,) long tensor, the candidate index of each query's positive.
             Defaults to ``arange(n_queries)``: query ``i``'s positive is candidate ``i``.
+        mask: optional (n_queries, n_candidates) bool tensor; True leaves the candidate out of that
+            query's denominator (its score becomes -inf, so it gets zero probability and no
+            gradient). For false negatives: another caption of the query's image, a duplicate of
+            its positive, a padding slot. A query's own positive may not be masked.
 
     Returns:
         Scalar mean loss (float32).
 
     Raises:
-        ValueError: If ``temperature`` is not positive or the shapes do not fit.
+        ValueError: If ``temperature`` is not positive, the shapes do not fit, or ``mask`` masks
+            a positive.
 
     References:
         van den Oord et al. 2018, arXiv:1807.03748; Gao et al. 2021, arXiv:2104.08821.
@@ -90,9 +96,7 @@ def info_nce(
     if temperature <= 0:
         raise ValueError(f"temperature = {temperature}: must be > 0 (SimCSE uses 0.05)")
     if queries.shape[-1] != candidates.shape[-1]:
-        raise ValueError(
-            f"queries have dim {queries.shape[-1]} but candidates dim {candidates.shape[-1]}"
-        )
+        raise ValueError(f"queries have dim {queries.shape[-1]} but candidates dim {candidates.shape[-1]}")
     if positive_index is None:
         if candidates.shape[0] < queries.shape[0]:
             raise ValueError(
@@ -101,7 +105,25 @@ def info_nce(
             )
         positive_index = torch.arange(queries.shape[0], device=queries.device)
     scores = cosine_scores(queries, candidates) / temperature  # (n_queries, n_candidates)
-    return F.cross_entropy(scores, positive_index.to(scores.device))
+    positive_index = positive_index.to(scores.device)
+    if mask is not None:
+        if mask.shape != scores.shape:
+            raise ValueError(f"mask has shape {tuple(mask.shape)}, the scores {tuple(scores.shape)}")
+        mask = mask.to(device=scores.device, dtype=torch.bool)
+        if mask.gather(1, positive_index[:, None]).any():
+            raise ValueError("mask leaves out a query's own positive; only negatives may be masked")
+        scores = scores.masked_fill(mask, float("-inf"))
+    return F.cross_entropy(scores, positive_index)
+
+
+def same_key(query_keys: torch.Tensor, candidate_keys: torch.Tensor) -> torch.Tensor:
+    """(n, m) bool: query ``i`` and candidate ``j`` carry the same key; negative keys match nothing.
+
+    Keys are ids of whatever makes two rows the same for a contrastive loss (a group, a text);
+    -1 marks "no key".
+    """
+    q, c = query_keys[:, None], candidate_keys[None, :]
+    return (q == c) & (q >= 0) & (c >= 0)
 
 
 def _world() -> tuple[int, int]:
@@ -134,6 +156,21 @@ def gather_with_grad(local: torch.Tensor) -> torch.Tensor:
     from torch.distributed.nn.functional import all_gather
 
     return torch.cat(all_gather(local.contiguous()), dim=0)  # (world * n, ...)
+
+
+def gather(local: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``local`` from every process along dim 0, without gradients (ids, flags).
+
+    All processes must pass the same shape; ``local`` itself when not running distributed.
+    """
+    _rank, world = _world()
+    if world == 1:
+        return local
+    import torch.distributed as dist
+
+    parts = [torch.empty_like(local) for _ in range(world)]
+    dist.all_gather(parts, local.contiguous())
+    return torch.cat(parts, dim=0)  # (world * n, ...)
 
 
 def process_rank() -> tuple[int, int]:

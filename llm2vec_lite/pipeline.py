@@ -260,6 +260,12 @@ def format_plan(recipe, plans: list[StagePlan]) -> str:
     return "\n".join(lines)
 
 
+def _may_give_pairs(source) -> bool:
+    """Whether a supervised source may give rows without a hard negative (see llm2vec_lite.data)."""
+    two_columns = source.columns is not None and len(source.columns) == 2
+    return two_columns or source.nli is not None or source.group_columns is not None
+
+
 def in_batch_negatives(stage, processes: int | None = None) -> str | None:
     """How many candidates each query is scored against in one loss, in words (None: not contrastive).
 
@@ -283,6 +289,8 @@ def in_batch_negatives(stage, processes: int | None = None) -> str | None:
     if stage.kind == "simcse":
         what = f"the {b} second dropout views"
     line = f"{total} candidates per query ({what}: 1 positive, {total - 1} negatives)"
+    if hard and any(_may_give_pairs(src) for src in stage.sources()):
+        line = f"up to {line}; rows without a hard negative (pairs) add none"
     if stage.gradient_accumulation_steps > 1:
         line += (
             f"; accumulation adds none: {stage.gradient_accumulation_steps} separate losses a step, "

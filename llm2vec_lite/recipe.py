@@ -57,6 +57,7 @@ __all__ = [
     "LoraOverride",
     "LoraSettings",
     "MNTPStage",
+    "NliLabels",
     "Recipe",
     "SimCSEStage",
     "Stage",
@@ -130,6 +131,44 @@ class LoraOverride(_Strict):
 # --------------------------------------------------------------------------------------------
 
 
+def _labels_as_text(value: Any) -> Any:
+    """YAML reads ``0`` and ``true`` as numbers and booleans; table cells are text, so compare as text."""
+    if isinstance(value, (bool, int, float)):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, list):
+        return [_labels_as_text(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _labels_as_text(v) for k, v in value.items()}
+    return value
+
+
+class NliLabels(_Strict):
+    """How a labelled NLI table (premise, hypothesis, label) becomes supervised rows.
+
+    Rows are grouped by premise; each ``positive`` row gives (premise, hypothesis) and, when the
+    same premise has a ``negative`` row, that hypothesis as the hard negative. Label values are
+    compared as text, so numeric labels (``positive: 0``) work too.
+    """
+
+    label_column: str = Field("label", description="column holding each row's label")
+    positive: str = Field("entailment", description="label of hypotheses that are positives of their premise")
+    negative: str | None = Field(
+        "contradiction",
+        description="label of hypotheses that are hard negatives of their premise; null = pairs only",
+    )
+
+    @field_validator("positive", "negative", mode="before")
+    @classmethod
+    def _as_text(cls, v: Any) -> Any:
+        return _labels_as_text(v)
+
+    @model_validator(mode="after")
+    def _distinct_labels(self) -> NliLabels:
+        if self.negative is not None and self.negative == self.positive:
+            raise ValueError(f"positive and negative are both {self.positive!r}; they must differ")
+        return self
+
+
 class DataSource(_Strict):
     """Where a stage reads its data: a local file or a Hugging Face hub dataset.
 
@@ -156,9 +195,41 @@ class DataSource(_Strict):
     columns: list[str] | None = Field(
         None,
         description="columns to read, in the order the stage wants them (e.g. [query, pos, neg] for "
-        "anchor, positive, negative); default: the stage's column names",
+        "anchor, positive, negative; a supervised source may name two: pairs without a hard "
+        "negative); default: the stage's column names",
     )
-    limit: int | None = Field(None, gt=0, description="read at most this many rows from this source")
+    limit: int | None = Field(
+        None,
+        gt=0,
+        description="read at most this many rows from this source (training rows: pairs or triplets)",
+    )
+    where: dict[str, str | list[str]] | None = Field(
+        None,
+        description="keep only rows whose column holds one of these values, e.g. {split: train} or "
+        "{protocol: [base, contrast]}; compared as text",
+    )
+    weight: float | None = Field(
+        None,
+        gt=0,
+        description="supervised: share of each batch drawn from this source (relative to the other "
+        "sources' weights; each source cycles in its own shuffled order); null = sources are "
+        "concatenated and shuffled together. Set it on every source of a stage or on none",
+    )
+    nli: NliLabels | None = Field(
+        None,
+        description="supervised: read a labelled NLI table; columns name [premise, hypothesis] "
+        "(default [sentence1, sentence2]); see NliLabels",
+    )
+    group_columns: list[str] | None = Field(
+        None,
+        description="supervised: columns of one row that are positives of each other (e.g. five captions "
+        "of one image); each row gives every pair of its non-empty cells once",
+    )
+    group_column: str | None = Field(
+        None,
+        description="supervised: rows with the same value here are one group (e.g. image): never each "
+        "other's in-batch negatives; default for group_columns: each row is its own group",
+    )
     query_instruction: str | None = Field(
         None, description="supervised: instruction before the queries of this source (overrides the stage's)"
     )
@@ -201,12 +272,40 @@ class DataSource(_Strict):
                 "instruction_template applies to instruction_column cells: set instruction_column and "
                 "write '{instruction}' where the cell goes, e.g. 'Instruct: {instruction}\nQuery: '"
             )
-        if self.instruction_column is not None and self.inferred_format() == "txt":
-            raise ValueError(
-                "instruction_column needs a table (.tsv, .csv, .jsonl, .parquet or a hub dataset); "
-                "a .txt file has one text a line"
-            )
+        for key in ("instruction_column", "where", "nli", "group_columns", "group_column"):
+            if getattr(self, key) is not None and self.inferred_format() == "txt":
+                raise ValueError(
+                    f"{key} needs a table (.tsv, .csv, .jsonl, .parquet or a hub dataset); "
+                    "a .txt file has one text a line"
+                )
+        self._check_shapes()
         return self
+
+    def _check_shapes(self) -> None:
+        """``nli`` and ``group_columns`` each decide which columns are read; they exclude each other."""
+        if self.where is not None and (not self.where or any(v == [] for v in self.where.values())):
+            raise ValueError("where must map at least one column to at least one value, e.g. {split: train}")
+        if self.nli is not None and self.group_columns is not None:
+            raise ValueError(
+                "give nli (premise/hypothesis/label rows) or group_columns (groups of positives), not both"
+            )
+        if self.nli is not None and self.columns is not None and len(self.columns) != 2:
+            raise ValueError(
+                f"with nli, columns names the premise and hypothesis columns (two), got {self.columns}"
+            )
+        if self.group_columns is not None:
+            if self.columns is not None:
+                raise ValueError("group_columns replaces columns: leave columns out")
+            if len(set(self.group_columns)) < 2:
+                raise ValueError(
+                    f"group_columns = {self.group_columns}: name at least two different columns "
+                    "(their cells are positives of each other)"
+                )
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _where_as_text(cls, v: Any) -> Any:
+        return _labels_as_text(v)
 
     def inferred_format(self) -> str | None:
         """The file format: ``format`` if set, else from the path's suffix (None for hub sources)."""
@@ -232,7 +331,16 @@ class DataSource(_Strict):
         return f"hub:{self.hub}{name}{files}:{self.split}"
 
 
-_SOURCE_INSTRUCTION_KEYS = ("query_instruction", "document_instruction", "instruction_column", "instruction_template")
+_SOURCE_INSTRUCTION_KEYS = (
+    "query_instruction",
+    "document_instruction",
+    "instruction_column",
+    "instruction_template",
+)
+# Source keys only the supervised stage reads (besides the instructions).
+_SOURCE_SUPERVISED_KEYS = ("weight", "nli", "group_columns", "group_column")
+# Source keys added after fingerprints existed: hashed only when set, so older recipes keep theirs.
+_SOURCE_LATER_KEYS = (*_SOURCE_INSTRUCTION_KEYS, "where", *_SOURCE_SUPERVISED_KEYS)
 
 
 def _coerce_source(value: Any) -> Any:
@@ -327,12 +435,14 @@ class StageBase(_Strict):
         return v
 
     def _no_instructions(self) -> None:
-        """Instructions are a supervised-stage notion; a source of another stage may not set them."""
+        """Instructions, weights, NLI labels and groups are supervised-stage notions; a source of
+        another stage may not set them."""
         for i, src in enumerate(self.sources()):
-            for key in _SOURCE_INSTRUCTION_KEYS:
+            for key in (*_SOURCE_INSTRUCTION_KEYS, *_SOURCE_SUPERVISED_KEYS):
                 if getattr(src, key) is not None:
+                    what = "instructions" if key in _SOURCE_INSTRUCTION_KEYS else key
                     raise ValueError(
-                        f"{self._data_label(i)}.{key}: only supervised stages use instructions "
+                        f"{self._data_label(i)}.{key}: only supervised stages use {what} "
                         f"({self.kind} trains on plain texts); remove it"
                     )
 
@@ -389,7 +499,9 @@ class SupervisedStage(StageBase):
     kind: Literal["supervised"] = Field(description="supervised contrastive learning on pairs/triplets")
     temperature: float = Field(0.05, gt=0, description="softmax temperature tau of InfoNCE")
     hard_negatives: bool = Field(
-        True, description="use the third column as a hard negative; false = in-batch negatives only"
+        True,
+        description="use the third column as a hard negative where a source has one (pair sources add "
+        "none); false = in-batch negatives only",
     )
     query_instruction: str | None = Field(
         None, description="instruction put before each anchor (attended to, left out of pooling)"
@@ -407,15 +519,23 @@ class SupervisedStage(StageBase):
 
     @model_validator(mode="after")
     def _column_count(self) -> SupervisedStage:
-        need = len(self.columns())
         for i, src in enumerate(self.sources()):
-            if src.columns is not None and len(src.columns) < need:
-                what = "anchor, positive, negative" if self.hard_negatives else "anchor, positive"
+            if src.columns is not None and len(src.columns) < 2:
                 raise ValueError(
-                    f"{self._data_label(i)}.columns = {src.columns}: supervised needs {need} "
-                    f"columns ({what})"
-                    + ("; set hard_negatives: false to train on pairs" if self.hard_negatives else "")
+                    f"{self._data_label(i)}.columns = {src.columns}: supervised needs 2 columns "
+                    "(anchor, positive) or 3 (anchor, positive, hard negative)"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _weights_on_all_or_none(self) -> SupervisedStage:
+        weighted = [src.weight is not None for src in self.sources()]
+        if any(weighted) and not all(weighted):
+            missing = [self._data_label(i) for i, w in enumerate(weighted) if not w]
+            raise ValueError(
+                f"{', '.join(missing)}: no weight, while other sources of this stage have one; give "
+                "every source a weight (batches mix sources by weight) or none (sources are concatenated)"
+            )
         return self
 
 
@@ -580,7 +700,7 @@ class Recipe(_Strict):
                 stage["init_from"] = self._portable(stage["init_from"])
             sources = stage["data"] if isinstance(stage["data"], list) else [stage["data"]]
             for src in sources:
-                _drop_unset(src, _SOURCE_INSTRUCTION_KEYS)
+                _drop_unset(src, _SOURCE_LATER_KEYS)
                 if src.get("path"):
                     src["path"] = self._portable(src["path"])
         return data
@@ -1224,6 +1344,7 @@ _REFERENCE_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("stages[] kind: supervised", SupervisedStage),
     ("stages[].lora", LoraOverride),
     ("stages[].data", DataSource),
+    ("stages[].data.nli", NliLabels),
 ]
 
 
@@ -1238,6 +1359,8 @@ def _type_name(annotation: Any) -> str:
         return _type_name(args[0])
     if origin is list:
         return f"list[{_type_name(args[0])}]"
+    if origin is dict:
+        return f"dict[{_type_name(args[0])}, {_type_name(args[1])}]"
     if annotation is type(None):
         return "null"
     return getattr(annotation, "__name__", str(annotation))

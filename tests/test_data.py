@@ -348,12 +348,18 @@ def test_instructions_come_from_the_row_then_the_source_then_the_stage(tmp_path)
     g.write_text("anchor\tpositive\tnegative\nq4\tp4\tn4\n", encoding="utf-8")
     cols = ["q", "p", "n"]
     sources = [
-        DataSource(path=str(f), columns=cols, instruction_column="task",
-                   instruction_template="Instruct: {instruction}\nQuery: ", query_instruction="Source: "),
+        DataSource(
+            path=str(f),
+            columns=cols,
+            instruction_column="task",
+            instruction_template="Instruct: {instruction}\nQuery: ",
+            query_instruction="Source: ",
+        ),
         DataSource(path=str(g), document_instruction="Same: "),
     ]
-    rows = read_instructed_rows(sources, ["anchor", "positive", "negative"],
-                                query_instruction="Stage: ", document_instruction="Doc: ")
+    rows = read_instructed_rows(
+        sources, ["anchor", "positive", "negative"], query_instruction="Stage: ", document_instruction="Doc: "
+    )
     assert rows == [
         InstructedRow(("q1", "p1", "n1"), "Instruct: Find the answer\nQuery: ", "Doc: "),  # the row's own
         InstructedRow(("q2", "p2", "n2"), "Source: ", "Doc: "),  # empty cell: the source's
@@ -365,5 +371,208 @@ def test_instructions_come_from_the_row_then_the_source_then_the_stage(tmp_path)
 def test_missing_instruction_column_names_the_field(tmp_path):
     f = tmp_path / "rows.tsv"
     f.write_text("anchor\tpositive\nq\tp\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"instruction_column = 'task': .* has no such column; found \['anchor', 'positive'\]"):
+    with pytest.raises(
+        DataError, match=r"instruction_column = 'task': .* has no such column; found \['anchor', 'positive'\]"
+    ):
         read_instructed_rows(DataSource(path=str(f), instruction_column="task"), ["anchor", "positive"])
+
+
+# -- supervised source shapes: pairs, NLI labels, caption groups, where ----------------------
+
+
+def _nli_table(tmp_path: Path) -> Path:
+    return _write(
+        tmp_path / "nli.tsv",
+        "sentence1\tsentence2\tlabel\tsplit\n"
+        "p1\te1\tentailment\ttrain\n"
+        "p1\tc1\tcontradiction\ttrain\n"
+        "p1\te2\tentailment\ttrain\n"
+        "p1\tn1\tneutral\ttrain\n"
+        "p2\te3\tentailment\ttrain\n"  # no contradiction: a pair
+        "p3\te4\tentailment\tval\n"
+        "p3\tc4\tcontradiction\tval\n"
+        "p1\tc2\tcontradiction\ttrain\n",
+    )
+
+
+def test_pair_and_triplet_sources_mix_in_one_triplet_read(tmp_path):
+    trip = _write(tmp_path / "t.tsv", "anchor\tpositive\tnegative\na\tb\tc\n")
+    pairs = _write(tmp_path / "p.tsv", "sentence1\tsentence2\nd\te\n")
+    cols = ["anchor", "positive", "negative"]
+    rows = read_rows(
+        [DataSource(path=str(trip)), DataSource(path=str(pairs), columns=["sentence1", "sentence2"])],
+        cols,
+        min_columns=2,
+    )
+    assert rows == [("a", "b", "c"), ("d", "e")]
+    with pytest.raises(DataError, match=r"names 2 column\(s\), this stage reads 3"):
+        read_rows(DataSource(path=str(pairs), columns=["sentence1", "sentence2"]), cols)  # strict by default
+    with pytest.raises(
+        DataError,
+        match=r"has no column\(s\) \['anchor', 'positive', 'negative'\].*columns: \['sentence1', 'sentence2'\]",
+    ):
+        read_rows(DataSource(path=str(pairs)), cols, min_columns=2)  # the hint says how to read pairs
+
+
+def test_nli_rows_pair_each_entailment_with_a_contradiction_of_its_premise(tmp_path):
+    src = DataSource(path=str(_nli_table(tmp_path)), nli={})
+    rows = read_rows(src, ["anchor", "positive", "negative"], min_columns=2)
+    # file order of the entailments; the k-th entailment of p1 takes its (k mod 2)-th contradiction
+    assert rows == [("p1", "e1", "c1"), ("p1", "e2", "c2"), ("p2", "e3"), ("p3", "e4", "c4")]
+    assert read_rows(src, ["anchor", "positive"]) == [("p1", "e1"), ("p1", "e2"), ("p2", "e3"), ("p3", "e4")]
+    pairs_only = DataSource(path=str(_nli_table(tmp_path)), nli={"negative": None}, limit=2)
+    assert read_rows(pairs_only, ["anchor", "positive", "negative"], min_columns=2) == [
+        ("p1", "e1"),
+        ("p1", "e2"),
+    ]
+
+
+def test_nli_with_other_label_names_columns_and_a_where_filter(tmp_path):
+    f = _write(
+        tmp_path / "glue.jsonl",
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"premise": "a", "hypothesis": "b", "gold": 0, "split": "train"},
+                {"premise": "a", "hypothesis": "c", "gold": 2, "split": "train"},
+                {"premise": "x", "hypothesis": "y", "gold": 0, "split": "test"},
+            ]
+        ),
+    )
+    src = DataSource(
+        path=str(f),
+        columns=["premise", "hypothesis"],
+        nli={"label_column": "gold", "positive": 0, "negative": 2},
+        where={"split": "train"},
+    )
+    assert read_rows(src, ["anchor", "positive", "negative"], min_columns=2) == [("a", "b", "c")]
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        (
+            {"nli": {"positive": "entailed"}},
+            r"nli\.positive = 'entailed': no row of .* labels found: 'contradiction', 'entailment', 'neutral'$",
+        ),
+        (
+            {"nli": {"negative": "contra"}},
+            r"nli\.negative = 'contra': .*; set negative: null to read pairs only",
+        ),
+        (
+            {"nli": {"label_column": "gold"}},
+            r"nli\.label_column = \['gold'\]: .* has no column\(s\) \['gold'\]; found \['sentence1'",
+        ),
+        (
+            {"nli": {}, "columns": ["premise", "hypothesis"]},
+            r"has no column\(s\) \['premise', 'hypothesis'\]",
+        ),
+        (
+            {"nli": {}, "where": {"split": "trian"}},
+            r"where\.split = 'trian': no row of .* values found: 'train', 'val'",
+        ),
+        ({"nli": {}, "where": {"fold": "1"}}, r"\.where: .* has no column\(s\) \['fold'\]"),
+        (
+            {"nli": {"positive": "neutral", "negative": None}, "where": {"split": "val"}},
+            r"nli\.positive = 'neutral': no row of .* \(after where = \{'split': 'val'\}\) has this label",
+        ),
+    ],
+)
+def test_nli_and_where_errors_name_the_field_and_what_is_valid(tmp_path, changes, match):
+    src = DataSource(path=str(_nli_table(tmp_path)), **changes)
+    src._origin = "recipe.yaml: stages[2].data"
+    with pytest.raises(DataError, match=match) as e:
+        read_rows(src, ["anchor", "positive", "negative"], min_columns=2)
+    assert str(e.value).startswith("recipe.yaml: stages[2].data") and "\n" not in str(e.value)
+
+
+def test_nli_source_without_usable_rows_says_what_it_looked_for(tmp_path):
+    f = _write(tmp_path / "n.tsv", "sentence1\tsentence2\tlabel\n\tb\tentailment\na\tc\tcontradiction\n")
+    with pytest.raises(
+        DataError, match=r"gave no rows with label 'entailment' and non-empty premise and hypothesis"
+    ):
+        read_rows(DataSource(path=str(f), nli={}), ["anchor", "positive", "negative"], min_columns=2)
+
+
+def test_where_filters_plain_texts_too(tmp_path):
+    f = _write(tmp_path / "t.tsv", "text\tlang\nhello\ten\nhallo\tde\nhi\ten\n")
+    assert read_texts(DataSource(path=str(f), columns=["text"], where={"lang": ["en"]})) == ["hello", "hi"]
+
+
+def test_group_columns_give_every_pair_once_all_in_the_row_group(tmp_path):
+    f = _write(
+        tmp_path / "caps.tsv",
+        "image\tc1\tc2\tc3\n"
+        "img1\ta\tb\tc\n"
+        "img2\td\t\te\n"  # an empty caption: one pair
+        "img3\tf\tf\t\n"  # a duplicate caption: no pair
+        "img1\tg\th\t\n",  # the same image again: same group as row 1
+    )
+    src = DataSource(path=str(f), group_columns=["c1", "c2", "c3"])
+    rows = read_instructed_rows(src, ["anchor", "positive", "negative"], min_columns=2)
+    assert [r.texts for r in rows] == [("a", "b"), ("b", "c"), ("c", "a"), ("d", "e"), ("g", "h")]
+    assert len({r.group for r in rows[:3]}) == 1 and len({r.group for r in rows}) == 3  # by default: per row
+    by_image = read_instructed_rows(
+        DataSource(path=str(f), group_columns=["c1", "c2", "c3"], group_column="image"),
+        ["anchor", "positive"],
+    )
+    assert by_image[0].group == by_image[-1].group != by_image[3].group
+    with pytest.raises(
+        DataError, match=r"group_columns = \['c1', 'cap2'\]: .* has no column\(s\) \['cap2'\]"
+    ):
+        read_rows(DataSource(path=str(f), group_columns=["c1", "cap2"]), ["anchor", "positive"])
+    with pytest.raises(DataError, match=r"group_column = \['img'\]"):
+        read_rows(
+            DataSource(path=str(f), group_columns=["c1", "c2"], group_column="img"), ["anchor", "positive"]
+        )
+
+
+def test_group_pairs_cover_each_pair_once_and_share_the_query_role():
+    from llm2vec_lite.data import _group_pairs
+
+    for k in range(2, 8):
+        pairs = _group_pairs(k)
+        assert sorted(tuple(sorted(p)) for p in pairs) == [(i, j) for i in range(k) for j in range(i + 1, k)]
+        queries = [sum(a == i for a, _ in pairs) for i in range(k)]
+        assert max(queries) - min(queries) <= 1, (k, queries)
+
+
+def test_plain_rows_take_their_group_from_group_column(tmp_path):
+    f = _write(tmp_path / "p.tsv", "a\tb\tid\nx\ty\t7\nz\tw\t7\nu\tv\t\n")
+    rows = read_instructed_rows(
+        DataSource(path=str(f), columns=["a", "b"], group_column="id"), ["anchor", "positive"]
+    )
+    assert rows[0].group == rows[1].group is not None and rows[2].group is None
+
+
+EXTRA = SHARED / "extra"
+
+
+@pytest.mark.skipif(not (EXTRA / "nli-protocols.tsv").is_file(), reason="shared data not present")
+def test_shared_nli_protocols_train_split_as_triplets_and_pairs():
+    src = DataSource(path=str(EXTRA / "nli-protocols.tsv"), nli={}, where={"split": "train"})
+    rows = read_rows(src, ["anchor", "positive", "negative"], min_columns=2)
+    assert len(rows) == 12745  # train entailments (11250 with a contradiction of the same premise)
+    assert sum(len(r) == 3 for r in rows) == 11250
+
+
+@pytest.mark.skipif(not (EXTRA / "cad-nli.tsv").is_file(), reason="shared data not present")
+def test_shared_cad_nli_reads_every_entailment():
+    rows = read_rows(
+        DataSource(path=str(EXTRA / "cad-nli.tsv"), nli={}), ["anchor", "positive", "negative"], min_columns=2
+    )
+    assert len(rows) == 2730 and sum(len(r) == 3 for r in rows) == 1636
+
+
+@pytest.mark.skipif(not (EXTRA / "multi30k-captions.tsv").is_file(), reason="shared data not present")
+def test_shared_multi30k_captions_give_ten_pairs_an_image():
+    src = DataSource(
+        path=str(EXTRA / "multi30k-captions.tsv"),
+        group_columns=[f"caption{i}" for i in range(1, 6)],
+        group_column="image",
+    )
+    rows = read_instructed_rows(src, ["anchor", "positive", "negative"], min_columns=2)
+    groups = {r.group for r in rows}
+    assert len(groups) == 27811  # one row an image (shared/data/extra/README.md)
+    assert len(rows) == 277987  # 10 pairs for almost every image (a few repeat a caption)
+    assert all(len(r.texts) == 2 and r.texts[0] != r.texts[1] for r in rows)

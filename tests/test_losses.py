@@ -107,3 +107,70 @@ def test_gather_with_grad_is_identity_in_one_process():
     y.sum().backward()
     assert y is x
     torch.testing.assert_close(x.grad, torch.ones_like(x))
+
+
+# -- the false-negative mask ----------------------------------------------------------------
+
+
+def test_masked_candidate_gets_zero_probability_and_no_gradient():
+    g = torch.Generator().manual_seed(2)
+    q = torch.randn(2, 6, generator=g, dtype=torch.float64)
+    c = torch.randn(4, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.zeros(2, 4, dtype=torch.bool)
+    mask[0, 2] = True  # candidate 2 is a false negative of query 0 (same image, say)
+    loss = info_nce(q, c, 0.1, mask=mask)
+    # the same as leaving candidate 2 out of query 0's denominator, by hand
+    keep = [0, 1, 3]
+    want = 0.5 * (
+        _reference_info_nce(q[:1].numpy(), c.detach()[keep].numpy(), 0.1, [0])
+        + _reference_info_nce(q[1:].numpy(), c.detach().numpy(), 0.1, [1])
+    )
+    assert loss.item() == pytest.approx(want, rel=1e-10)
+    loss.backward()
+    # candidate 2 still gets gradient from query 1, which does count it; masked for both: none at all
+    assert c.grad[2].abs().sum() > 0
+    c.grad = None
+    both = mask.clone()
+    both[1, 2] = True
+    info_nce(q, c, 0.1, mask=both).backward()
+    assert torch.equal(c.grad[2], torch.zeros(6, dtype=torch.float64))
+    scores = cosine_scores(q, c.detach()) / 0.1
+    probs = torch.softmax(scores.masked_fill(both, float("-inf")), dim=1)
+    assert probs[:, 2].tolist() == [0.0, 0.0] and torch.isfinite(probs).all()
+
+
+def test_masked_info_nce_passes_gradcheck():
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    c = torch.randn(6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    mask = torch.rand(3, 6, generator=g) < 0.4
+    mask[torch.arange(3), torch.arange(3)] = False
+    assert torch.autograd.gradcheck(lambda a, b: info_nce(a, b, 0.2, mask=mask), (q, c))
+
+
+def test_mask_must_fit_the_scores_and_spare_the_positives():
+    q, c = torch.randn(2, 4), torch.randn(3, 4)
+    with pytest.raises(ValueError, match=r"mask has shape \(2, 2\), the scores \(2, 3\)"):
+        info_nce(q, c, 0.05, mask=torch.zeros(2, 2, dtype=torch.bool))
+    with pytest.raises(ValueError, match="own positive"):
+        info_nce(
+            q, c, 0.05, torch.tensor([2, 0]), mask=torch.tensor([[False, False, True], [False, False, False]])
+        )
+
+
+def test_same_key_matches_equal_ids_and_never_minus_one():
+    from llm2vec_lite.losses import same_key
+
+    got = same_key(torch.tensor([3, -1, 5]), torch.tensor([3, -1, 7, 5]))
+    assert got.tolist() == [
+        [True, False, False, False],
+        [False, False, False, False],
+        [False, False, False, True],
+    ]
+
+
+def test_gather_is_identity_in_one_process():
+    from llm2vec_lite.losses import gather
+
+    ids = torch.tensor([[1, 2], [3, 4]])
+    assert gather(ids) is ids

@@ -166,8 +166,8 @@ def test_recipe_error_names_file_and_field(project):
         ("stages.0.data={path: ./text.txt, hub: org/x}", r"stages\[0\]\.data: give exactly one of 'path'"),
         ("stages.0.data=./text.weird", r"cannot infer the format of './text.weird'"),
         (
-            "stages.2.data.columns=[q, p]",
-            r"stages\[2\]: data.columns = \['q', 'p'\]: supervised needs 3 columns",
+            "stages.2.data.columns=[q]",
+            r"stages\[2\]: data.columns = \['q'\]: supervised needs 2 columns \(anchor, positive\) or 3",
         ),
         ("stages=[]", r"stages = \[\]: must have at least 1 item"),
         ("stages.0.schedule_steps=3", r"stages\[0\]\.schedule_steps = 3: must be >= steps \(4\)"),
@@ -442,7 +442,9 @@ def test_new_unset_fields_keep_old_fingerprints_and_set_ones_change_them(project
     """schedule_steps, revision and source instructions join the hash only when set."""
     path = project / "recipe.yaml"
     base = load_recipe(path)
-    spelled = load_recipe(path, ["revision=null", "stages.2.data={path: ./triplets.tsv, query_instruction: null}"])
+    spelled = load_recipe(
+        path, ["revision=null", "stages.2.data={path: ./triplets.tsv, query_instruction: null}"]
+    )
     assert spelled.fingerprint == base.fingerprint
     for override in (
         "stages.2.schedule_steps=40",
@@ -455,3 +457,79 @@ def test_new_unset_fields_keep_old_fingerprints_and_set_ones_change_them(project
     # 'constant' now warms up: with warmup its weights (and fingerprint) differ from the old meaning
     constant = load_recipe(path, ["stages.2.schedule=constant", "stages.2.warmup_steps=2"])
     assert constant._hashable()["stages"][2]["schedule"] == "constant_with_warmup"
+
+
+# -- supervised source shapes: weights, nli, groups, where ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["stages.2.data=[{path: ./triplets.tsv, weight: 2}, {path: ./triplets.tsv}]"],
+            r"stages\[2\]: data\[1\]: no weight, while other sources of this stage have one; give every source",
+        ),
+        (["stages.2.data={path: ./triplets.tsv, weight: 0}"], r"stages\[2\]\.data\.weight = 0: must be > 0"),
+        (["stages.2.data={path: ./triplets.tsv, weight: -1.5}"], r"data\.weight = -1.5: must be > 0"),
+        (
+            ["stages.2.data={path: ./triplets.tsv, nli: {}, group_columns: [a, b]}"],
+            r"stages\[2\]\.data: give nli .* or group_columns .*, not both",
+        ),
+        (
+            ["stages.2.data={path: ./triplets.tsv, group_columns: [a, b], columns: [a, b]}"],
+            r"group_columns replaces columns",
+        ),
+        (
+            ["stages.2.data={path: ./triplets.tsv, group_columns: [a, a]}"],
+            r"name at least two different columns",
+        ),
+        (
+            ["stages.2.data={path: ./triplets.tsv, nli: {}, columns: [a, b, c]}"],
+            r"with nli, columns names the premise and hypothesis columns \(two\)",
+        ),
+        (
+            ["stages.2.data={path: ./triplets.tsv, nli: {positive: x, negative: x}}"],
+            r"positive and negative are both 'x'",
+        ),
+        (["stages.2.data={path: ./triplets.tsv, nli: {labels: x}}"], r"data\.nli\.labels = 'x': unknown key"),
+        (
+            ["stages.1.data={path: ./sentences.txt, weight: 1}"],
+            r"stages\[1\]: data\.weight: only supervised stages use weight \(simcse trains on plain texts\)",
+        ),
+        (["stages.0.data={path: ./text.txt, where: {split: train}}"], r"where needs a table"),
+        (["stages.2.data={path: ./triplets.tsv, where: {}}"], r"where must map at least one column"),
+    ],
+)
+def test_source_shape_errors_name_the_field(project, overrides, expected):
+    message = _errors(project / "recipe.yaml", overrides)
+    assert re.search(expected, message), message
+
+
+def test_source_shapes_validate_and_numeric_labels_read_as_text(project):
+    recipe = load_recipe(
+        project / "recipe.yaml",
+        [
+            "stages.2.data=[{path: ./triplets.tsv, weight: 1}, {path: ./triplets.tsv, nli: {positive: 0, negative: null},"
+            " where: {split: [1, train]}, weight: 0.5}, {path: ./triplets.tsv, group_columns: [a, b], weight: 2}]"
+        ],
+    )
+    nli_source = recipe.stages[2].sources()[1]
+    assert nli_source.nli.positive == "0" and nli_source.nli.negative is None
+    assert nli_source.where == {"split": ["1", "train"]}
+    assert [s.weight for s in recipe.stages[2].sources()] == [1, 0.5, 2]
+
+
+def test_new_source_keys_keep_old_fingerprints_until_set(project):
+    path = project / "recipe.yaml"
+    base = load_recipe(path)
+    spelled = load_recipe(
+        path,
+        ["stages.2.data={path: ./triplets.tsv, weight: null, nli: null, where: null, group_columns: null}"],
+    )
+    assert spelled.fingerprint == base.fingerprint
+    for data in (
+        "{path: ./triplets.tsv, weight: 2}",
+        "{path: ./triplets.tsv, nli: {}}",
+        "{path: ./triplets.tsv, where: {a: b}}",
+    ):
+        assert load_recipe(path, [f"stages.2.data={data}"]).fingerprint != base.fingerprint, data

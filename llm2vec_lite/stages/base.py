@@ -22,6 +22,7 @@ each process takes its contiguous slice (:func:`local_slice`).
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,15 @@ import torch
 from llm2vec_lite.errors import DataError, RecipeError
 from llm2vec_lite.tokenization import TokenizedBatch
 
-__all__ = ["BatchSampler", "Stage", "StageBatch", "concat_batches", "local_slice", "slice_batch"]
+__all__ = [
+    "BatchSampler",
+    "Stage",
+    "StageBatch",
+    "WeightedBatchSampler",
+    "concat_batches",
+    "local_slice",
+    "slice_batch",
+]
 
 # Contrastive stages embed their batch in length-sorted groups of at most this many padded tokens
 # (llm2vec_lite.pooling.embed): same vectors, a fraction of the padding. Measured on SmolLM2-135M,
@@ -48,11 +57,14 @@ class StageBatch:
         data: whatever the stage's ``loss`` reads (tensors, TokenizedBatch objects...).
         sequences: number of sequences this process runs forward (for seq/s).
         tokens: number of real (non-padding) tokens this process runs forward (for tok/s).
+        meta: what else the stage's loss needs to know about the batch (the supervised stage: which
+            rows have a hard negative, the ids that mark false negatives); None when nothing.
     """
 
     data: Any
     sequences: int
     tokens: int
+    meta: Any = None
 
 
 class Stage(ABC):
@@ -122,7 +134,9 @@ class Stage(ABC):
         """
         return False
 
-    def gradcache_backward(self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool) -> torch.Tensor:
+    def gradcache_backward(
+        self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool
+    ) -> torch.Tensor:
         """Accumulate the gradients of ``loss(model, batch) * scale`` chunk by chunk; return the loss.
 
         Called only when :meth:`supports_gradcache` is True.
@@ -167,6 +181,94 @@ class BatchSampler:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(self.n, generator=g)
         return self._perm[k * self.batch_size : (k + 1) * self.batch_size].tolist()
+
+
+class WeightedBatchSampler:
+    """Deterministic, resumable global batches that mix several sources by weight.
+
+    Each row slot of a batch picks its source at random in proportion to the weights, so a source
+    with a small weight still shows up, and over many steps its share of the rows approaches its
+    weight's share. Each source is read in its own shuffled order, a fresh permutation each time
+    it is used up (its own "epochs"), so a small source repeats while a large one is still on its
+    first pass, and no row is seen twice before every row of its source was seen once.
+
+    Like :class:`BatchSampler`, ``batch(index)`` is a pure function of ``(seed, index)``: slot
+    sources are drawn in chunks of ``CHUNK`` batches from a generator seeded with ``(seed, chunk)``,
+    and how far each source has been read at the start of each chunk is kept (a few integers a
+    chunk), so resuming at step 100000 costs one cheap pass over the chunk counts, not a replay.
+
+    Args:
+        sizes: rows of each source; the indices returned run over the sources concatenated.
+        weights: one weight > 0 a source.
+        batch_size: rows per global micro-batch.
+        seed: shuffling seed.
+
+    Raises:
+        DataError: If a source has no rows, a weight is not > 0, or the lists differ in length.
+    """
+
+    CHUNK = 256
+
+    def __init__(self, sizes: list[int], weights: list[float], batch_size: int, seed: int):
+        if len(sizes) != len(weights) or not sizes:
+            raise DataError(f"{len(sizes)} sources but {len(weights)} weights; give one weight a source")
+        if any(n < 1 for n in sizes):
+            raise DataError(f"source sizes {sizes}: every weighted source needs at least one row")
+        if any(not w > 0 for w in weights):
+            raise DataError(f"weights {weights}: every weight must be > 0")
+        self.sizes, self.batch_size, self.seed = list(sizes), batch_size, seed
+        self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+        self._probs = torch.tensor(weights, dtype=torch.float64) / sum(weights)
+        self._starts = [torch.zeros(len(sizes), dtype=torch.long)]  # rows read per source before chunk c
+        self._slots: tuple[int, torch.Tensor] = (-1, torch.empty(0, dtype=torch.long))
+        self._perms: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _generator(self, *parts: int) -> torch.Generator:
+        """A generator seeded from (seed, parts): one stream per chunk and per source epoch."""
+        digest = hashlib.blake2b(repr((self.seed, *parts)).encode(), digest_size=8).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest, "little") & (2**63 - 1))
+
+    def _chunk_slots(self, chunk: int) -> torch.Tensor:
+        """(CHUNK, batch_size) source of every slot of the chunk's batches."""
+        if self._slots[0] != chunk:
+            draws = torch.multinomial(
+                self._probs,
+                self.CHUNK * self.batch_size,
+                replacement=True,
+                generator=self._generator(0, chunk),
+            )
+            self._slots = (chunk, draws.view(self.CHUNK, self.batch_size))
+        return self._slots[1]
+
+    def _start(self, chunk: int) -> torch.Tensor:
+        """Rows read from each source before ``chunk`` (computed once per chunk, then kept)."""
+        while len(self._starts) <= chunk:
+            c = len(self._starts) - 1
+            used = torch.bincount(self._chunk_slots(c).flatten(), minlength=len(self.sizes))
+            self._starts.append(self._starts[c] + used)
+        return self._starts[chunk]
+
+    def _row(self, source: int, position: int) -> int:
+        """Row ``position`` (0-based, over all its epochs) of ``source``'s shuffled order."""
+        epoch, k = divmod(position, self.sizes[source])
+        key = (source, epoch)
+        if key not in self._perms:
+            if len(self._perms) > 4 * len(self.sizes):  # keep only recent epochs
+                self._perms.clear()
+            self._perms[key] = torch.randperm(self.sizes[source], generator=self._generator(1, source, epoch))
+        return self.offsets[source] + int(self._perms[key][k])
+
+    def batch(self, index: int) -> list[int]:
+        """Row indices (into the concatenated sources) of global micro-batch ``index``."""
+        chunk, k = divmod(index, self.CHUNK)
+        start = self._start(chunk)
+        slots = self._chunk_slots(chunk)
+        read = (start + torch.bincount(slots[:k].flatten(), minlength=len(self.sizes))).tolist()
+        out = []
+        for source in slots[k].tolist():
+            out.append(self._row(source, read[source]))
+            read[source] += 1
+        return out
 
 
 def local_slice(batch_size: int) -> slice:

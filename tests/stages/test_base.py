@@ -7,7 +7,15 @@ import torch
 
 from llm2vec_lite.errors import DataError, RecipeError
 from llm2vec_lite.stages import get_stage, register_stage, registered_stages
-from llm2vec_lite.stages.base import BatchSampler, Stage, StageBatch, concat_batches, local_slice, slice_batch
+from llm2vec_lite.stages.base import (
+    BatchSampler,
+    Stage,
+    StageBatch,
+    WeightedBatchSampler,
+    concat_batches,
+    local_slice,
+    slice_batch,
+)
 from llm2vec_lite.tokenization import TokenizedBatch
 
 
@@ -29,6 +37,54 @@ def test_sampler_epoch_covers_rows_without_repeats_inside_a_batch():
 def test_sampler_refuses_fewer_rows_than_batch_size():
     with pytest.raises(DataError, match="3 texts but batch_size is 4"):
         BatchSampler(3, 4, seed=0, what="texts")
+
+
+def _source(index: int, sizes: list[int]) -> int:
+    """Which source a row index into the concatenated sources belongs to."""
+    return next(s for s in range(len(sizes)) if index < sum(sizes[: s + 1]))
+
+
+def test_weighted_sampler_draws_sources_in_proportion_to_their_weights():
+    sizes, weights = [30, 500, 7], [1.0, 2.0, 1.0]
+    s = WeightedBatchSampler(sizes, weights, 16, seed=0)
+    counts = [0, 0, 0]
+    for k in range(600):  # crosses two chunks of CHUNK batches
+        batch = s.batch(k)
+        assert len(batch) == 16 and all(0 <= i < sum(sizes) for i in batch)
+        for i in batch:
+            counts[_source(i, sizes)] += 1
+    shares = [c / sum(counts) for c in counts]
+    assert shares == pytest.approx([0.25, 0.5, 0.25], abs=0.02)
+
+
+def test_weighted_sampler_is_a_pure_function_of_seed_and_index():
+    sizes, weights = [40, 9, 300], [3.0, 1.0, 1.0]
+    first = [WeightedBatchSampler(sizes, weights, 8, seed=5).batch(k) for k in (0, 700, 3)]
+    s = WeightedBatchSampler(sizes, weights, 8, seed=5)
+    forward = [s.batch(k) for k in range(800)]
+    assert [forward[0], forward[700], forward[3]] == first  # a fresh sampler resumes anywhere
+    resumed = WeightedBatchSampler(sizes, weights, 8, seed=5)
+    assert [resumed.batch(k) for k in range(500, 800)] == forward[500:]
+    assert WeightedBatchSampler(sizes, weights, 8, seed=6).batch(0) != forward[0]
+
+
+def test_weighted_sampler_cycles_each_source_through_all_its_rows_before_repeating():
+    sizes = [10, 1000]
+    s = WeightedBatchSampler(sizes, [1.0, 1.0], 4, seed=1)
+    small = [i for k in range(200) for i in s.batch(k) if i < 10]  # about 400 draws of a 10-row source
+    assert len(small) >= 30
+    for start in range(0, len(small) - 9, 10):
+        assert sorted(small[start : start + 10]) == list(range(10))  # each pass is a permutation
+    assert small[:10] != small[10:20]  # and each pass reshuffles
+
+
+def test_weighted_sampler_refuses_bad_weights_and_empty_sources():
+    with pytest.raises(DataError, match="every weight must be > 0"):
+        WeightedBatchSampler([3, 3], [1.0, 0.0], 2, seed=0)
+    with pytest.raises(DataError, match="at least one row"):
+        WeightedBatchSampler([3, 0], [1.0, 1.0], 2, seed=0)
+    with pytest.raises(DataError, match="2 sources but 1 weights"):
+        WeightedBatchSampler([3, 3], [1.0], 2, seed=0)
 
 
 def test_local_slice_is_whole_batch_in_one_process():
@@ -93,7 +149,9 @@ class _Toy(Stage):
     def supports_gradcache(self) -> bool:
         return self.gradcache
 
-    def gradcache_backward(self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool) -> torch.Tensor:
+    def gradcache_backward(
+        self, model, batch: StageBatch, *, scale: float, accelerator, sync: bool
+    ) -> torch.Tensor:
         self.calls["gradcache_backward"] += 1
         loss = (model(batch.data) ** 2).sum()
         accelerator.backward(loss * scale)
