@@ -35,6 +35,7 @@ import copy
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -43,7 +44,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from llm2vec_lite.errors import UsageError
 from llm2vec_lite.pooling import POOLING_MODES, check_pooling, embed, needs_eos
+from llm2vec_lite.projection import PROJECTION_DIR, Projection, load_projection
 from llm2vec_lite.runtime import bf16_is_fast, cpu_has_fast_bf16
 from llm2vec_lite.tokenization import PaddingSide, TokenizedRow, _pad_id, encode_rows, pad_rows
 
@@ -89,6 +92,8 @@ class Encoder:
             baseline stays causal.
         window: the sliding-window choice the model was patched with (``"full"`` or ``"keep"``,
             docs/patches.md); saved so :meth:`from_pretrained` re-patches the same way.
+        projection: a fitted map applied after pooling (:mod:`llm2vec_lite.projection`, e.g.
+            whitening); saved as the ``projection/`` module that sentence-transformers applies too.
 
     Raises:
         UsageError: If ``pooling`` or ``window`` is unknown or ``max_length`` < 1 (a ``ValueError``).
@@ -106,6 +111,7 @@ class Encoder:
         autocast: bool | None = None,
         bidirectional: bool | None = None,
         window: str = "full",
+        projection: Projection | None = None,
     ) -> None:
         from llm2vec_lite.checks import check_max_length, check_window
         from llm2vec_lite.patches import is_bidirectional
@@ -123,6 +129,11 @@ class Encoder:
         if bidirectional is None:
             bidirectional = is_bidirectional(self.model)
         self.bidirectional = bool(bidirectional)
+        if projection is not None and projection.in_dim != self.hidden_size:
+            raise UsageError(
+                f"projection expects {projection.in_dim}-dim vectors but the model's hidden size is {self.hidden_size}"
+            )
+        self.projection = projection
         # Right padding by default; left gives the same vectors (tests check it), some kernels prefer it.
         self.padding_side: PaddingSide = "right"
 
@@ -190,6 +201,7 @@ class Encoder:
             settings = _read_settings(path)
             if gguf_file is None and not os.path.isfile(os.path.join(path, "config.json")):
                 gguf_file = _single_gguf(path)
+        projection = load_projection(path) if os.path.isdir(path) else None
         if bidirectional is None:
             bidirectional = bool(settings.get("bidirectional", True))
         window = window or settings.get("window", "full")
@@ -214,6 +226,7 @@ class Encoder:
             document_instruction=settings.get("document_instruction"),
             bidirectional=bidirectional,
             window=window,
+            projection=projection,
         )
 
     # ------------------------------------------------------------------ encoding
@@ -222,10 +235,15 @@ class Encoder:
         return next(self.model.parameters()).device
 
     @property
-    def dim(self) -> int:
-        """Length of the vectors :meth:`encode` returns."""
+    def hidden_size(self) -> int:
+        """Length of the pooled hidden states (before any projection)."""
         size = getattr(getattr(self.model, "config", None), "hidden_size", None)
         return int(size) if size else int(self.model.get_input_embeddings().embedding_dim)
+
+    @property
+    def dim(self) -> int:
+        """Length of the vectors :meth:`encode` returns (the projection's output size when there is one)."""
+        return self.projection.out_dim if self.projection is not None else self.hidden_size
 
     def encode(
         self,
@@ -334,7 +352,7 @@ class Encoder:
                     idx = order[start : start + batch_size]
                     batch = pad_rows([rows[i] for i in idx], pad_id=pad_id, padding_side=self.padding_side)
                     batch = batch.to(device)
-                    vecs = embed(self.model, batch, self.pooling)  # (batch, dim)
+                    vecs = embed(self.model, batch, self.pooling, projection=self.projection)  # (batch, dim)
                     out[torch.tensor(idx)] = vecs.float().cpu()
         finally:
             self.model.train(was_training)
@@ -388,6 +406,10 @@ class Encoder:
             "window": self.window,
             "library_version": __version__,
         }
+        if self.projection is not None:
+            self.projection.save(folder)
+        else:
+            shutil.rmtree(folder / PROJECTION_DIR, ignore_errors=True)  # a stale one would apply in ST
         _write_json(folder / SETTINGS_FILE, settings)
         _write_sentence_transformers_files(folder, self)
         (folder / "README.md").write_text(
@@ -509,22 +531,19 @@ def _tokenizer_for_export(tokenizer, pooling: str):
 
 
 def _write_sentence_transformers_files(folder: Path, encoder: Encoder) -> None:
-    """modules.json and each module's config: Transformer (this folder) -> Pooling -> Normalize."""
+    """modules.json and each module's config: Transformer (this folder) -> Pooling [-> Dense] -> Normalize."""
     from llm2vec_lite import __version__
 
-    _write_json(
-        folder / "modules.json",
-        [
-            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
-            {
-                "idx": 1,
-                "name": "1",
-                "path": "1_Pooling",
-                "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling",
-            },
-            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.base.modules.normalize.Normalize"},
-        ],
-    )
+    modules = [
+        {"path": "", "type": "sentence_transformers.base.modules.transformer.Transformer"},
+        {"path": "1_Pooling", "type": "sentence_transformers.sentence_transformer.modules.pooling.Pooling"},
+    ]
+    if encoder.projection is not None:  # the fitted map, in ST's Dense layout (identity activation)
+        modules.append({"path": PROJECTION_DIR, "type": "sentence_transformers.base.modules.dense.Dense"})
+    modules.append({"path": "2_Normalize", "type": "sentence_transformers.base.modules.normalize.Normalize"})
+    for i, module in enumerate(modules):
+        module.update({"idx": i, "name": str(i)})
+    _write_json(folder / "modules.json", modules)
     _write_json(
         folder / "sentence_bert_config.json",
         {
@@ -538,7 +557,7 @@ def _write_sentence_transformers_files(folder: Path, encoder: Encoder) -> None:
     _write_json(
         folder / "1_Pooling" / "config.json",
         {
-            "embedding_dimension": encoder.dim,
+            "embedding_dimension": encoder.hidden_size,
             "pooling_mode": _ST_POOLING[encoder.pooling],
             # the instruction (ST "prompt") is attended to but not pooled, as in Encoder.encode
             "include_prompt": False,

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from llm2vec_lite.checkpoint import atomic_dir, write_json
 from llm2vec_lite.errors import RecipeError, UsageError
+from llm2vec_lite.projection import load_projection
 
 if TYPE_CHECKING:
     from llm2vec_lite.trainer import StepCallback
@@ -445,6 +446,13 @@ def _load_input(recipe, index: int, head: str):
     )
 
 
+def _input_projection(recipe, index: int):
+    """The projection saved with a stage's input model (a local folder), or None."""
+    from llm2vec_lite.paths import resolve_model_path
+
+    return load_projection(resolve_model_path(_source_for(recipe, index)))
+
+
 def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallback] = ()) -> None:
     """Load, adapt, train, merge and save one stage (atomically)."""
     from accelerate.utils import set_seed
@@ -462,6 +470,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     seed = recipe.seed_for(p.index)
     set_seed(seed)  # model setup and LoRA init are identical on every process and every run
     model, tokenizer = _load_input(recipe, p.index, stage.head)
+    stage.projection = _input_projection(recipe, p.index)  # trained through, then carried forward
     model = stage.setup(model, tokenizer)
     model.config.use_cache = False
     model = get_peft_model(model, lora_config(recipe, p.index))
@@ -479,6 +488,8 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
         with atomic_dir(p.folder) as tmp:
             merged.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
+            if stage.projection is not None:
+                stage.projection.save(tmp)
             for name in ("metrics.jsonl", "loss.png"):
                 if (work_dir / name).exists():
                     shutil.copy2(work_dir / name, tmp / name)
@@ -545,7 +556,12 @@ def _write_final(recipe, final: Path) -> None:
         bidirectional=recipe.bidirectional, window=recipe.window,
     )
     encoder = Encoder(
-        model, tokenizer, bidirectional=recipe.bidirectional, window=recipe.window, **_final_settings(recipe)
+        model,
+        tokenizer,
+        bidirectional=recipe.bidirectional,
+        window=recipe.window,
+        projection=load_projection(last),
+        **_final_settings(recipe),
     )
     with atomic_dir(final) as tmp:
         encoder.save_pretrained(tmp, model_card=_model_card(recipe))

@@ -80,7 +80,7 @@ def needs_eos(mode: str) -> bool:
     return mode == "last_token"
 
 
-def embed(model, batch, mode: str, *, bucket_tokens: int | None = None) -> torch.Tensor:
+def embed(model, batch, mode: str, *, bucket_tokens: int | None = None, projection=None) -> torch.Tensor:
     """Forward a :class:`~llm2vec_lite.tokenization.TokenizedBatch` and pool: (batch, dim).
 
     The single place where "model + batch -> embedding" happens, used by the encoder and by the
@@ -94,7 +94,14 @@ def embed(model, batch, mode: str, *, bucket_tokens: int | None = None) -> torch
             the compute; bucketing removes that waste. Each row's vector is the same either way
             (attention never crosses rows), so this changes speed, not results. Gradients flow
             through every group.
+        projection: a :class:`~llm2vec_lite.projection.Projection` applied to the pooled vectors
+            (whitening), so training stages and the encoder see the same features.
     """
+    pooled = _embed_bucketed(model, batch, mode, bucket_tokens)
+    return pooled if projection is None else projection(pooled)  # (batch, out_dim)
+
+
+def _embed_bucketed(model, batch, mode: str, bucket_tokens: int | None) -> torch.Tensor:
     if bucket_tokens is None or batch.input_ids.shape[0] <= 1:
         return _embed_padded(model, batch, mode)
     lengths = batch.attention_mask.sum(dim=1)  # (batch,)

@@ -83,13 +83,15 @@ class Stage(ABC):
 
     kind: ClassVar[str]
     head: ClassVar[str] = "base"
+    # A fitted map after pooling (whitening) that came with the input model; the pipeline sets it
+    # and carries it to the stage's output, so the loss sees the features the encoder will give.
+    projection = None
 
     def __init__(self, cfg, recipe, index: int):
         self.cfg = cfg
         self.max_length: int = recipe.max_length_for(index)
         self.seed: int = recipe.seed_for(index)
         self.pooling: str = recipe.pooling
-        self._metrics: dict[str, list[torch.Tensor]] = {}
 
     @abstractmethod
     def check_data(self) -> None:
@@ -107,6 +109,12 @@ class Stage(ABC):
     def loss(self, model, batch: StageBatch) -> torch.Tensor:
         """Scalar loss of one micro-batch, with gradients."""
 
+    def embed(self, model, batch: TokenizedBatch) -> torch.Tensor:
+        """Embed a tokenized batch as the final encoder will: pooling, then the projection if any."""
+        from llm2vec_lite.pooling import embed
+
+        return embed(model, batch, self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS, projection=self.projection)
+
     def record(self, **values: torch.Tensor | float) -> None:
         """Note diagnostics of the current micro-batch (e.g. ``pos_cos=...``) for the step's log.
 
@@ -114,12 +122,14 @@ class Stage(ABC):
         progress bar and ``metrics.jsonl`` beside the loss: a falling loss alone does not show that
         a stage learns what the encoder needs (SimCSE can lower its loss without moving the vectors).
         """
+        if "_metrics" not in self.__dict__:
+            self._metrics: dict[str, list[torch.Tensor]] = {}
         for name, value in values.items():
             self._metrics.setdefault(name, []).append(torch.as_tensor(value).detach().float().reshape(()))
 
     def take_metrics(self) -> dict[str, torch.Tensor]:
         """The diagnostics recorded since the last call, each the mean over its micro-batches."""
-        out = {name: torch.stack(vals).mean() for name, vals in self._metrics.items()}
+        out = {name: torch.stack(vals).mean() for name, vals in self.__dict__.get("_metrics", {}).items()}
         self._metrics = {}
         return out
 

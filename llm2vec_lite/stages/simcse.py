@@ -29,10 +29,9 @@ from collections.abc import Iterator
 import torch
 
 from llm2vec_lite.losses import contrastive_stats, gather_with_grad, info_nce, process_rank
-from llm2vec_lite.pooling import embed, needs_eos
+from llm2vec_lite.pooling import needs_eos
 from llm2vec_lite.stages import register_stage
 from llm2vec_lite.stages.base import (
-    EMBED_BUCKET_TOKENS,
     BatchSampler,
     Stage,
     StageBatch,
@@ -111,7 +110,7 @@ class SimCSEStage(Stage):
         tb = batch.data.to(next(model.parameters()).device)
         n = tb.input_ids.shape[0]
         both = concat_batches([tb, tb], _pad_id(self.tokenizer))  # (2n, seq): two dropout views
-        emb = embed(model, both, self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS)  # (2n, dim)
+        emb = self.embed(model, both)  # (2n, dim)
         candidates = gather_with_grad(emb[n:])  # (world * n, dim)
         rank, _ = process_rank()
         positive = torch.arange(n, device=emb.device) + rank * n

@@ -55,10 +55,9 @@ import torch
 
 from llm2vec_lite.data import InstructedRow
 from llm2vec_lite.losses import gather, gather_with_grad, info_nce, process_rank, same_key
-from llm2vec_lite.pooling import embed, needs_eos
+from llm2vec_lite.pooling import needs_eos
 from llm2vec_lite.stages import register_stage
 from llm2vec_lite.stages.base import (
-    EMBED_BUCKET_TOKENS,
     BatchSampler,
     Stage,
     StageBatch,
@@ -239,7 +238,7 @@ class SupervisedStage(Stage):
         """Embed the whole batch in one forward and take the InfoNCE loss."""
         tb: TokenizedBatch = batch.data.to(next(model.parameters()).device)
         return self.embedding_loss(
-            embed(model, tb, self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS), batch.meta
+            self.embed(model, tb), batch.meta
         )
 
     def supports_gradcache(self) -> bool:
@@ -265,7 +264,7 @@ class SupervisedStage(Stage):
                 cpu_states.append(torch.get_rng_state())
                 cuda_states.append(torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
                 parts.append(
-                    embed(model, slice_batch(tb, rows), self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS)
+                    self.embed(model, slice_batch(tb, rows))
                 )
         emb = torch.cat(parts).detach().requires_grad_(True)  # (size, dim)
         loss = self.embedding_loss(emb, batch.meta)
@@ -281,9 +280,7 @@ class SupervisedStage(Stage):
                 torch.set_rng_state(cpu_states[k])
                 if cuda_states[k] is not None:
                     torch.cuda.set_rng_state_all(cuda_states[k])
-                part = embed(
-                    model, slice_batch(tb, rows), self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS
-                )  # (chunk, dim)
+                part = self.embed(model, slice_batch(tb, rows))  # (chunk, dim)
                 accelerator.backward((part.float() * grad[rows]).sum())  # chain rule through the cache
         return loss.detach()
 
