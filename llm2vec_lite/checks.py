@@ -344,7 +344,8 @@ def preflight(recipe, *, stages: dict[int, Any] | None = None, processes: int | 
             ``batch_size`` the processes do not divide.
         DataError: If a local data file is missing or malformed.
     """
-    from llm2vec_lite.recipe import _display_path, _problem_report
+    from llm2vec_lite.recipe.errors import _problem_report
+    from llm2vec_lite.recipe.paths import _display_path
 
     problems = list(recipe_problems(recipe))
     config, more, path, gguf_file = _read_base_config(recipe)

@@ -61,7 +61,7 @@ checkpointed; an exception it raises stops training there."""
 
 @dataclass
 class LoopSettings:
-    """The loop's knobs, read from a recipe stage (see ``StageBase`` in :mod:`llm2vec_lite.recipe`)."""
+    """The loop's knobs, read from a recipe stage (see ``StageBase`` in :mod:`llm2vec_lite.recipe.schema`)."""
 
     steps: int
     learning_rate: float

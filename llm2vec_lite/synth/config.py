@@ -8,7 +8,7 @@ Usage::
 
 Keys mirror the pydantic fields one for one and unknown keys are errors, as in recipes; loading
 reports every problem at once, ``FILE: field.path = value: what was expected``, with the same
-formatting helpers as :mod:`llm2vec_lite.recipe`. Checked before any model loads: the backend
+formatting helpers as :mod:`llm2vec_lite.recipe.errors`. Checked before any model loads: the backend
 name, the family names (against the prompt set), the prompt set itself, and that every
 ``exclude:`` file exists. This module does not import torch.
 
@@ -28,13 +28,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from llm2vec_lite.errors import RecipeError, SynthError
-from llm2vec_lite.recipe import (
-    _display_path,
-    _problem_report,
-    _resolve,
-    apply_overrides,
-    format_validation_errors,
-)
+from llm2vec_lite.recipe.errors import _problem_report, format_validation_errors
+from llm2vec_lite.recipe.overrides import apply_overrides
+from llm2vec_lite.recipe.paths import _display_path, _resolve
 
 __all__ = [
     "REFERENCE_MODELS",
