@@ -23,6 +23,7 @@ from llm2vec_lite.recipe.schema import (
     LoraSettings,
     MNTPStage,
     NliLabels,
+    ProjectionSettings,
     Recipe,
     SimCSEStage,
     StageBase,
@@ -40,6 +41,7 @@ _REFERENCE_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("stages[].lora", LoraOverride),
     ("stages[].data", DataSource),
     ("stages[].data.nli", NliLabels),
+    ("stages[].projection (simcse, supervised)", ProjectionSettings),
 ]
 
 

@@ -436,12 +436,45 @@ class MNTPStage(StageBase):
         return self
 
 
+class ProjectionSettings(_Strict):
+    """Fit a projection (whitening) on this stage's own texts before training, then train through it.
+
+    Why: mean-pooled decoder states are dominated by a few massive-activation dimensions, so the
+    cosine of any two sentences is high and a contrastive loss can fall without changing what
+    cosine similarity sees. Whitening (fitted without labels) removes that; the stage's loss and the
+    final encoder then use the same whitened vectors (docs/training.md, "Projection").
+    """
+
+    mode: Literal["whiten", "standardize", "center"] = Field(
+        "whiten", description="whiten (PCA whitening), standardize (per-dimension z-score) or center"
+    )
+    dims: int | None = Field(
+        None, gt=0, description="whiten: keep this many principal directions; null = all (the hidden size)"
+    )
+    samples: int = Field(
+        2048, ge=16, description="texts of the stage's data encoded to fit it (the first rows of its shuffled order)"
+    )
+
+    @model_validator(mode="after")
+    def _dims_for_whiten(self) -> ProjectionSettings:
+        if self.dims is not None and self.mode != "whiten":
+            raise ValueError(f"dims applies to mode 'whiten' only, not {self.mode!r}; remove dims")
+        return self
+
+
+_PROJECTION_DESCRIPTION = (
+    "fit a projection (whitening) on this stage's texts with the input model, then train through it and "
+    "save it with the model (sentence-transformers applies it too); null = keep the input's projection, if any"
+)
+
+
 class SimCSEStage(StageBase):
     """Unsupervised SimCSE: two dropout views of a sentence are positives, the batch negatives."""
 
     kind: Literal["simcse"] = Field(description="unsupervised SimCSE (LLM2Vec step 3)")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout applied in the model, in [0, 1)")
     temperature: float = Field(0.05, gt=0, description="softmax temperature tau of InfoNCE")
+    projection: ProjectionSettings | None = Field(None, description=_PROJECTION_DESCRIPTION)
 
     @model_validator(mode="after")
     def _one_column(self) -> SimCSEStage:
@@ -473,6 +506,7 @@ class SupervisedStage(StageBase):
     gradcache_chunk_size: int | None = Field(
         None, gt=0, description="GradCache micro-batch size (large batches in little memory); null = off"
     )
+    projection: ProjectionSettings | None = Field(None, description=_PROJECTION_DESCRIPTION)
 
     def columns(self) -> list[str]:
         """The column names this stage reads by default."""

@@ -115,6 +115,35 @@ class Stage(ABC):
 
         return embed(model, batch, self.pooling, bucket_tokens=EMBED_BUCKET_TOKENS, projection=self.projection)
 
+    def fit_projection(self, model, tokenizer, texts: list[str]) -> None:
+        """With ``projection:`` set on the stage, fit it on a sample of ``texts`` with the input model.
+
+        Runs in ``setup``, before LoRA and training dropout, so the map describes the model the stage
+        starts from; the stage then trains through it and the pipeline saves it with the output.
+        The sample is the first ``samples`` texts of a seeded shuffle: the same on every process
+        and every rerun.
+        """
+        settings = getattr(self.cfg, "projection", None)
+        if settings is None:
+            return
+        import logging
+        import random
+        import time
+
+        from llm2vec_lite.encoder import Encoder
+        from llm2vec_lite.projection import fit_on_texts
+
+        t0 = time.perf_counter()
+        unique = list(dict.fromkeys(texts))
+        sample = random.Random(self.seed).sample(unique, min(settings.samples, len(unique)))
+        encoder = Encoder(model, tokenizer, pooling=self.pooling, max_length=self.max_length, bidirectional=True)
+        self.projection = fit_on_texts(encoder, sample, settings.mode, settings.dims)
+        logging.getLogger(__name__).info(
+            "stage %s: fitted a %s projection (%d -> %d) on %d texts in %.0fs",
+            self.kind, settings.mode, self.projection.in_dim, self.projection.out_dim, len(sample),
+            time.perf_counter() - t0,
+        )
+
     def record(self, **values: torch.Tensor | float) -> None:
         """Note diagnostics of the current micro-batch (e.g. ``pos_cos=...``) for the step's log.
 

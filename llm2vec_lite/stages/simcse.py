@@ -91,6 +91,7 @@ class SimCSEStage(Stage):
         if self.texts is None:
             self.check_data()
         self.tokenizer = tokenizer
+        self.fit_projection(model, tokenizer, self.texts)  # before training dropout is switched on
         self._saved = set_dropout(model, self.cfg.dropout)
         self.sampler = BatchSampler(len(self.texts), self.cfg.batch_size, self.seed, what="texts")
         self.rows = local_slice(self.cfg.batch_size)

@@ -160,10 +160,11 @@ class SupervisedStage(Stage):
         self.rows_data = [row for rows in per_source for row in rows]
 
     def setup(self, model, tokenizer):
-        """Build the sampler and the rows' ids; nothing changes in the model."""
+        """Build the sampler and the rows' ids, fit the projection if asked; the model is unchanged."""
         if self.rows_data is None:
             self.check_data()
         self.tokenizer = tokenizer
+        self.fit_projection(model, tokenizer, [t for r in self.rows_data for t in r.texts[:2] if t])
         weights = [src.weight for src in self.cfg.sources()]
         if all(w is not None for w in weights):
             self.sampler = WeightedBatchSampler(self.source_sizes, weights, self.cfg.batch_size, self.seed)

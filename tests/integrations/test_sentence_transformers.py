@@ -138,3 +138,16 @@ def test_readme_states_when_the_vectors_are_the_same():
     claim = readme[readme.index('"Same vectors" exactly when'):][:900]
     for condition in ("float32", "adds no BOS", "last_token", "bf16 autocast", "benchmarks/st_agreement.py"):
         assert condition in claim, condition
+
+
+def test_sentence_transformer_applies_the_projection(parts, tmp_path):
+    from sentence_transformers import SentenceTransformer
+
+    from llm2vec_lite.projection import fit_on_texts
+
+    enc = Encoder(*parts, autocast=False)
+    enc.projection = fit_on_texts(enc, TEXTS * 3 + ["the park", "a cat ran"], "whiten", dims=5)
+    st = SentenceTransformer(str(enc.save_pretrained(tmp_path / "enc")), device="cpu")
+    ours, theirs = enc.encode(TEXTS), st.encode(TEXTS, batch_size=2)
+    assert theirs.shape == ours.shape == (len(TEXTS), 5)
+    assert _cos(ours, theirs).min() >= 0.9999

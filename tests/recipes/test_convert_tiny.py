@@ -134,3 +134,37 @@ def test_base_model_with_only_pickled_weights_is_refused_before_loading(tmp_path
     with pytest.raises(RecipeError, match=r"only pickled weights \(pytorch_model.bin\).*set `revision`"):
         convert(load_recipe(recipe_path))
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_simcse_projection_is_fitted_trained_through_and_shipped(tmp_path):
+    """projection: on simcse fits a whitening on its texts; supervised trains through it; final/ has it."""
+    import torch
+
+    from llm2vec_lite.encoder import Encoder
+    from llm2vec_lite.projection import PROJECTION_DIR, load_projection
+
+    recipe = make_tiny_project(tmp_path)
+    overrides = [
+        "stages.1.projection.mode=whiten", "stages.1.projection.dims=8", "stages.1.projection.samples=16",
+        "stages.0.steps=1", "stages.1.steps=2", "stages.2.steps=2",
+    ]
+    proc = _cli("convert", recipe.name, *overrides, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "fitted a whiten projection (32 -> 8) on 16 texts" in proc.stderr
+    out = tmp_path / "out"
+    assert not (out / "01-mntp" / PROJECTION_DIR).exists()
+    fitted = load_projection(out / "02-simcse")
+    assert fitted is not None and fitted.info["texts"] == 16 and fitted.out_dim == 8
+    carried = load_projection(out / "03-supervised")  # trained through, not refitted
+    torch.testing.assert_close(carried.weight, fitted.weight)
+    enc = Encoder.from_pretrained(out / "final")
+    assert enc.dim == 8
+    metrics = [json.loads(ln) for ln in (out / "02-simcse" / "metrics.jsonl").read_text().splitlines()]
+    assert {"pos_cos", "neg_cos", "top1"} <= set(metrics[0])  # what a user needs to see it learn
+    st = pytest.importorskip("sentence_transformers")
+    theirs = st.SentenceTransformer(str(out / "final"), device="cpu").encode(["a cat sits on the mat."])
+    ours = enc.encode(["a cat sits on the mat."])
+    assert theirs.shape == (1, 8)
+    # not equal: this tokenizer adds a BOS, which ST pools and we do not (exact match without BOS is
+    # tests/integrations/test_sentence_transformers.py); whitening magnifies that difference
+    assert float((theirs * ours).sum()) > 0.9
