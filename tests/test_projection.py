@@ -128,3 +128,21 @@ def test_projection_must_fit_the_hidden_size(parts):
     model, tok = parts
     with pytest.raises(UsageError, match="hidden size is 32"):
         Encoder(model, tok, projection=fit_projection(torch.randn(10, 8)))
+
+
+def test_whiten_cli_writes_an_encoder_with_the_projection(tmp_path, parts):
+    from llm2vec_lite.cli import main
+
+    model, tok = parts
+    src = Encoder(model, tok, autocast=False).save_pretrained(tmp_path / "enc")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"the w{i} is w{i + 1} and w{i + 2}" for i in range(4, 60)) + "\n")
+    out = tmp_path / "white"
+    assert main(["whiten", str(src), "--texts", str(texts), "--samples", "500", "--dims", "6", "--output", str(out)]) == 0
+    enc = Encoder.from_pretrained(out)
+    assert enc.dim == 6 and enc.projection.info["texts"] == 56  # all of them: fewer than --samples
+    vecs = enc.encode([f"the w{i} is w{i + 1} and w{i + 2}" for i in range(4, 60)], normalize=False)
+    np.testing.assert_allclose(vecs.mean(0), 0, atol=1e-3)  # centred on the texts it was fitted on
+    # an existing output folder is a usage error (exit 2), nothing is overwritten
+    assert main(["whiten", str(src), "--texts", str(texts), "--output", str(out)]) == 2
+    assert Encoder.from_pretrained(out).dim == 6
