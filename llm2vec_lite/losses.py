@@ -180,7 +180,10 @@ def process_rank() -> tuple[int, int]:
 
 @torch.no_grad()
 def contrastive_stats(
-    queries: torch.Tensor, candidates: torch.Tensor, positive_index: torch.Tensor
+    queries: torch.Tensor,
+    candidates: torch.Tensor,
+    positive_index: torch.Tensor,
+    mask: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """What a contrastive stage learns, beyond its loss: mean positive and negative cosine, top-1.
 
@@ -190,6 +193,8 @@ def contrastive_stats(
 
     Args:
         queries: (n, dim); candidates: (m, dim); positive_index: (n,) index of each positive.
+        mask: (n, m) True where a candidate is not a negative of that query (the InfoNCE mask:
+            false negatives, empty hard-negative slots); left out of ``neg_cos`` and ``top1``.
 
     Returns:
         ``pos_cos`` (mean cosine of query and positive), ``neg_cos`` (mean cosine of query and every
@@ -199,9 +204,12 @@ def contrastive_stats(
     rows = torch.arange(scores.shape[0], device=scores.device)
     positive_index = positive_index.to(scores.device)
     pos = scores[rows, positive_index]
-    neg_mask = torch.ones_like(scores, dtype=torch.bool)
-    neg_mask[rows, positive_index] = False
-    neg = scores[neg_mask].mean() if neg_mask.any() else scores.new_zeros(())
+    masked = torch.zeros_like(scores, dtype=torch.bool) if mask is None else mask.to(scores.device).clone()
+    masked[rows, positive_index] = False  # a query's own positive is never masked
+    negatives = ~masked
+    negatives[rows, positive_index] = False
+    neg = scores[negatives].mean() if negatives.any() else scores.new_zeros(())
+    scores = scores.masked_fill(masked, float("-inf"))
     return {
         "pos_cos": pos.mean(),
         "neg_cos": neg,

@@ -174,3 +174,23 @@ def test_gather_is_identity_in_one_process():
 
     ids = torch.tensor([[1, 2], [3, 4]])
     assert gather(ids) is ids
+
+
+def test_contrastive_stats_match_hand_computed_cosines():
+    from llm2vec_lite.losses import contrastive_stats
+
+    q = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    c = torch.tensor([[1.0, 1.0], [0.0, 1.0], [-1.0, 0.0]])  # positives of q0, q1, then a hard negative
+    stats = contrastive_stats(q, c, torch.tensor([0, 1]))
+    r = 2**-0.5
+    assert stats["pos_cos"].item() == pytest.approx((r + 1.0) / 2)
+    assert stats["neg_cos"].item() == pytest.approx((0.0 + -1.0 + r + 0.0) / 4)
+    assert stats["top1"].item() == pytest.approx(1.0)
+    # masking q1's candidate 0 (a false negative) drops it from neg_cos; masking q0's better-scoring
+    # candidate would change top1, so mask the one that outscores: make q0's positive lose first
+    worse = contrastive_stats(q, c, torch.tensor([1, 1]))
+    assert worse["top1"].item() == pytest.approx(0.5)  # q0 prefers candidate 0 over its "positive" 1
+    mask = torch.tensor([[True, False, False], [True, False, False]])
+    masked = contrastive_stats(q, c, torch.tensor([1, 1]), mask)
+    assert masked["top1"].item() == pytest.approx(1.0)  # candidate 0 no longer competes
+    assert masked["neg_cos"].item() == pytest.approx((-1.0 + 0.0) / 2)

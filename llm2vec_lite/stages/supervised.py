@@ -54,7 +54,7 @@ from dataclasses import dataclass
 import torch
 
 from llm2vec_lite.data import InstructedRow
-from llm2vec_lite.losses import gather, gather_with_grad, info_nce, process_rank, same_key
+from llm2vec_lite.losses import contrastive_stats, gather, gather_with_grad, info_nce, process_rank, same_key
 from llm2vec_lite.pooling import needs_eos
 from llm2vec_lite.stages import register_stage
 from llm2vec_lite.stages.base import (
@@ -233,6 +233,7 @@ class SupervisedStage(Stage):
         positive = torch.arange(n, device=device) + rank * n
         local = layout.keys.to(device)
         mask = false_negative_mask(local, gather(local), positive, self.cfg.hard_negatives)
+        self.record(**contrastive_stats(queries, candidates, positive, mask))
         return info_nce(queries, candidates, self.cfg.temperature, positive, mask)
 
     def loss(self, model, batch: StageBatch) -> torch.Tensor:

@@ -161,6 +161,9 @@ def test_simcse_projection_is_fitted_trained_through_and_shipped(tmp_path):
     assert enc.dim == 8
     metrics = [json.loads(ln) for ln in (out / "02-simcse" / "metrics.jsonl").read_text().splitlines()]
     assert {"pos_cos", "neg_cos", "top1"} <= set(metrics[0])  # what a user needs to see it learn
+    for stage, keys in (("01-mntp", {"masked_acc"}), ("03-supervised", {"pos_cos", "neg_cos", "top1"})):
+        first = json.loads((out / stage / "metrics.jsonl").read_text().splitlines()[0])
+        assert keys <= set(first) and all(0 <= first[k] <= 1 for k in keys if k != "neg_cos")
     st = pytest.importorskip("sentence_transformers")
     theirs = st.SentenceTransformer(str(out / "final"), device="cpu").encode(["a cat sits on the mat."])
     ours = enc.encode(["a cat sits on the mat."])
