@@ -233,6 +233,18 @@ def _architecture_problems(recipe, config: dict[str, Any] | None) -> list[str]:
     return []
 
 
+def _depth_problems(recipe, config: dict[str, Any] | None) -> list[str]:
+    """``num_layers`` deeper than the base model (found from config.json, before the weights load)."""
+    if config is None or recipe.num_layers is None:
+        return []
+    depth = next((config[k] for k in ("num_hidden_layers", "n_layer", "num_layers") if isinstance(config.get(k), int)), None)
+    if depth is None:  # multimodal configs nest it; keep_first_layers checks again when the model loads
+        depth = (config.get("text_config") or {}).get("num_hidden_layers")
+    if isinstance(depth, int) and recipe.num_layers > depth:
+        return [f"num_layers = {recipe.num_layers}: {recipe.base_model} has {depth} transformer blocks; choose 1..{depth}"]
+    return []
+
+
 def _tokenizer_problems(recipe, tokenizer) -> list[str]:
     from llm2vec_lite.data import mask_token_id
     from llm2vec_lite.pooling import needs_eos
@@ -349,7 +361,7 @@ def preflight(recipe, *, stages: dict[int, Any] | None = None, processes: int | 
 
     problems = list(recipe_problems(recipe))
     config, more, path, gguf_file = _read_base_config(recipe)
-    problems += more + _architecture_problems(recipe, config)
+    problems += more + _architecture_problems(recipe, config) + _depth_problems(recipe, config)
     tokenizer = None
     if not more and (config is not None or Path(path).exists()):
         from llm2vec_lite.modeling import load_tokenizer

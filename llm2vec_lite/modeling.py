@@ -144,3 +144,51 @@ def _forget_gguf_quantization(model) -> None:
         model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
+
+
+def decoder_layers(model) -> tuple[Any, str]:
+    """The module holding the transformer blocks of ``model`` and the name of its ModuleList.
+
+    Llama-style families keep them in ``<base>.layers``, GPT-2 / GPT-Neo in ``<base>.h``.
+
+    Raises:
+        UsageError: If no such list is found.
+    """
+    from llm2vec_lite.errors import UsageError
+
+    base = getattr(model, "base_model", model)
+    for holder in (base, getattr(base, "model", None), getattr(base, "language_model", None)):
+        for name in ("layers", "h"):
+            if holder is not None and isinstance(getattr(holder, name, None), torch.nn.ModuleList):
+                return holder, name
+    raise UsageError(f"cannot find the transformer blocks of {type(model).__name__} (no .layers or .h list)")
+
+
+def keep_first_layers(model, n: int):
+    """Drop every transformer block after the first ``n`` (in place) and say so in the config.
+
+    Why: the middle layers of a small decoder give better sentence vectors than its last ones, and
+    a shallower model trains and encodes proportionally faster (layer pruning before LLM2Vec
+    training: L3Prune, Thennal et al. 2024, arXiv:2410.14578). The final norm stays, so the output
+    is ``norm(h_n)``; ``config.num_hidden_layers`` (and ``layer_types``, where a family has it) is
+    cut to match, so the saved folder reloads as the smaller model in transformers and
+    sentence-transformers.
+
+    Raises:
+        UsageError: If ``n`` is not between 1 and the number of blocks.
+    """
+    from llm2vec_lite.errors import UsageError
+
+    holder, name = decoder_layers(model)
+    blocks = getattr(holder, name)
+    if not 1 <= n <= len(blocks):
+        raise UsageError(f"num_layers = {n}: the model has {len(blocks)} transformer blocks; choose 1..{len(blocks)}")
+    setattr(holder, name, torch.nn.ModuleList(list(blocks)[:n]))
+    configs = {id(c): c for c in (model.config, getattr(holder, "config", None)) if c is not None}
+    for config in configs.values():
+        for key in ("num_hidden_layers", "n_layer", "num_layers"):
+            if isinstance(getattr(config, key, None), int):
+                setattr(config, key, n)
+        if isinstance(getattr(config, "layer_types", None), list):
+            config.layer_types = config.layer_types[:n]
+    return model

@@ -434,7 +434,7 @@ def _load_input(recipe, index: int, head: str):
         # Never unpickle weights: a checkpoint with only pytorch_model.bin fails here with a clear
         # error; pin a `revision` that has safetensors (the MiniCPM recipe does).
         hub["use_safetensors"] = True
-    return load_model(
+    model, tokenizer = load_model(
         source,
         head=head,
         dtype=recipe.dtype,
@@ -444,6 +444,11 @@ def _load_input(recipe, index: int, head: str):
         window=recipe.window,
         **hub,
     )
+    if from_base and recipe.num_layers is not None:  # later stages load the already pruned folder
+        from llm2vec_lite.modeling import keep_first_layers
+
+        keep_first_layers(model, recipe.num_layers)
+    return model, tokenizer
 
 
 def _input_projection(recipe, index: int):

@@ -600,6 +600,12 @@ class Recipe(_Strict):
         description="attention span once bidirectional: full = every token sees every token, keep = "
         "keep the model's sliding windows",
     )
+    num_layers: int | None = Field(
+        None,
+        gt=0,
+        description="keep only the first N transformer blocks of base_model before stage 1 (layer pruning, "
+        "as L3Prune, arXiv:2410.14578): a smaller, faster encoder; null = keep every block",
+    )
     seed: int = Field(0, description="random seed (data order, masking, dropout, LoRA init)")
     output_dir: str = Field(
         "./out", description="where stage folders and the final encoder go; relative to the recipe's folder"
@@ -681,11 +687,11 @@ class Recipe(_Strict):
     def _hashable(self) -> dict[str, Any]:
         data = self.model_dump(mode="json", exclude=_RECIPE_UNHASHED)
         data["base_model"] = self._portable(data["base_model"], local_only=True)
-        _drop_unset(data, ("revision",))
+        _drop_unset(data, ("revision", "num_layers"))
         for i, stage in enumerate(data["stages"]):
             for key in _STAGE_UNHASHED:
                 stage.pop(key, None)
-            _drop_unset(stage, ("schedule_steps",))
+            _drop_unset(stage, ("schedule_steps", "projection"))
             if stage["schedule"] == "constant" and stage["warmup_steps"]:
                 # 'constant' used to skip the warmup; its weights differ now, so must its fingerprint.
                 stage["schedule"] = "constant_with_warmup"

@@ -172,3 +172,20 @@ def test_simcse_projection_is_fitted_trained_through_and_shipped(tmp_path):
     # not equal: this tokenizer adds a BOS, which ST pools and we do not (exact match without BOS is
     # tests/integrations/test_sentence_transformers.py); whitening magnifies that difference
     assert float((theirs * ours).sum()) > 0.9
+
+
+def test_num_layers_prunes_the_base_before_stage_one(tmp_path):
+    from tiny_project import TINY_RECIPE
+
+    from llm2vec_lite.encoder import Encoder
+
+    text = TINY_RECIPE.replace("pooling: mean", "pooling: mean\nnum_layers: 1")
+    recipe = make_tiny_project(tmp_path, text)
+    too_deep = _cli("convert", recipe.name, "num_layers=3", "--dry-run", cwd=tmp_path)  # tiny has 2 blocks
+    assert too_deep.returncode == 1 and "num_layers = 3" in too_deep.stderr and "choose 1..2" in too_deep.stderr
+    proc = _cli("convert", recipe.name, "stages.0.steps=1", "stages.1.steps=1", "stages.2.steps=1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for folder in ("01-mntp", "02-simcse", "03-supervised", "final"):
+        assert json.loads((tmp_path / "out" / folder / "config.json").read_text())["num_hidden_layers"] == 1
+    enc = Encoder.from_pretrained(tmp_path / "out" / "final")
+    assert len(enc.model.layers) == 1 and enc.encode("a cat sits").shape == (32,)
