@@ -489,6 +489,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     stage.cleanup(model)
     merged = model.merge_and_unload()
     merged.config.use_cache = True
+    stage.refit_projection(merged, tokenizer)
     if acc.is_main_process:
         with atomic_dir(p.folder) as tmp:
             merged.save_pretrained(tmp)

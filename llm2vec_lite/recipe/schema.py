@@ -454,6 +454,11 @@ class ProjectionSettings(_Strict):
     samples: int = Field(
         2048, ge=16, description="texts of the stage's data encoded to fit it (the first rows of its shuffled order)"
     )
+    refit: bool = Field(
+        True,
+        description="fit again on the same texts after training and ship that map (the trained model's "
+        "statistics); false ships the map the stage trained through",
+    )
 
     @model_validator(mode="after")
     def _dims_for_whiten(self) -> ProjectionSettings:

@@ -126,21 +126,35 @@ class Stage(ABC):
         settings = getattr(self.cfg, "projection", None)
         if settings is None:
             return
-        import logging
         import random
+
+        unique = list(dict.fromkeys(texts))
+        self._projection_sample = random.Random(self.seed).sample(unique, min(settings.samples, len(unique)))
+        self._fit(model, tokenizer, "fitted")
+
+    def refit_projection(self, model, tokenizer) -> None:
+        """After training (on the merged model): fit the map again on the same texts, if ``refit``.
+
+        The stage trained through the map fitted on its input model; the trained model's vectors
+        have moved, and a map fitted on them scores better (docs/results.md), so that one is shipped.
+        """
+        settings = getattr(self.cfg, "projection", None)
+        if settings is not None and settings.refit and getattr(self, "_projection_sample", None):
+            self._fit(model, tokenizer, "refitted")
+
+    def _fit(self, model, tokenizer, verb: str) -> None:
+        import logging
         import time
 
         from llm2vec_lite.encoder import Encoder
         from llm2vec_lite.projection import fit_on_texts
 
-        t0 = time.perf_counter()
-        unique = list(dict.fromkeys(texts))
-        sample = random.Random(self.seed).sample(unique, min(settings.samples, len(unique)))
+        settings, sample, t0 = self.cfg.projection, self._projection_sample, time.perf_counter()
         encoder = Encoder(model, tokenizer, pooling=self.pooling, max_length=self.max_length, bidirectional=True)
         self.projection = fit_on_texts(encoder, sample, settings.mode, settings.dims)
         logging.getLogger(__name__).info(
-            "stage %s: fitted a %s projection (%d -> %d) on %d texts in %.0fs",
-            self.kind, settings.mode, self.projection.in_dim, self.projection.out_dim, len(sample),
+            "stage %s: %s a %s projection (%d -> %d) on %d texts in %.0fs",
+            self.kind, verb, settings.mode, self.projection.in_dim, self.projection.out_dim, len(sample),
             time.perf_counter() - t0,
         )
 

@@ -151,6 +151,7 @@ def test_simcse_projection_is_fitted_trained_through_and_shipped(tmp_path):
     proc = _cli("convert", recipe.name, *overrides, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fitted a whiten projection (32 -> 8) on 16 texts" in proc.stderr
+    assert "refitted a whiten projection (32 -> 8) on 16 texts" in proc.stderr  # refit: true by default
     out = tmp_path / "out"
     assert not (out / "01-mntp" / PROJECTION_DIR).exists()
     fitted = load_projection(out / "02-simcse")
