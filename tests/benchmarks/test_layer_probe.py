@@ -1,0 +1,31 @@
+"""benchmarks/layer_probe.py on a tiny model: one row per hidden state, four finite scores each."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "recipes"))
+
+from tiny_project import make_tiny_llama, sentences  # noqa: E402
+
+
+def test_layer_probe_prints_every_layer(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("layer_probe", ROOT / "benchmarks" / "layer_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    texts = sentences(80)
+    model = make_tiny_llama(tmp_path / "tiny", texts, layers=3)
+    (tmp_path / "sts").mkdir()
+    rows = [f"{a}\t{b}\t{i % 6}" for i, (a, b) in enumerate(zip(texts[:20], texts[20:40], strict=True))]
+    (tmp_path / "sts" / "stsb.tsv").write_text("sentence1\tsentence2\tscore\n" + "\n".join(rows) + "\n")
+    (tmp_path / "wiki.txt").write_text("\n".join(sentences(300, seed=1)) + "\n")
+    assert probe.main([str(model), "--data-dir", str(tmp_path / "sts"), "--texts", str(tmp_path / "wiki.txt"),
+                       "--fit", "200"]) == 0
+    table = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("| ") and ln[2].isdigit()]
+    assert [int(ln.split("|")[1]) for ln in table] == [0, 1, 2, 3]  # embeddings + 3 blocks
+    for ln in table:
+        scores = [float(x) for x in ln.strip("|").split("|")[1:]]
+        assert len(scores) == 4 and all(-100 <= s <= 100 for s in scores)
