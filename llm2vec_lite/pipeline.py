@@ -218,6 +218,10 @@ def count_lora_parameters(recipe, index: int) -> int:
     cls = AutoModelForCausalLM if recipe.stages[index].kind == "mntp" else AutoModel
     with torch.device("meta"):
         model = cls.from_config(config)
+    if recipe.num_layers is not None:  # every stage trains the pruned model
+        from llm2vec_lite.modeling import keep_first_layers
+
+        keep_first_layers(model, recipe.num_layers)
     from llm2vec_lite.lora import lora_config
 
     peft_model = get_peft_model(model, lora_config(recipe, index))

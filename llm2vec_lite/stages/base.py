@@ -128,6 +128,15 @@ class Stage(ABC):
             return
         import random
 
+        temperature = getattr(self.cfg, "temperature", None)
+        if settings.mode == "whiten" and temperature is not None and temperature < 0.1:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "stage %s: temperature %s with a whitening projection: whitened in-batch cosines are near 0, "
+                "so InfoNCE is saturated from the first step (top1 = 1, loss ~ 0) and little is learned; "
+                "0.2-0.5 works (docs/results.md)", self.kind, temperature,
+            )
         unique = list(dict.fromkeys(texts))
         self._projection_sample = random.Random(self.seed).sample(unique, min(settings.samples, len(unique)))
         self._fit(model, tokenizer, "fitted")
