@@ -30,7 +30,8 @@ def _plain(kind: str, stage_cls):
             if kind == "mntp":
                 device = next(model.parameters()).device
                 return model(**{k: v.to(device) for k, v in batch.data.items()}, use_cache=False).loss
-            module = __import__(stage_cls.__module__, fromlist=["EMBED_BUCKET_TOKENS"])
+            import llm2vec_lite.stages.base as module  # Stage.embed reads the bucket size there
+
             saved = module.EMBED_BUCKET_TOKENS
             module.EMBED_BUCKET_TOKENS = None  # one padded forward for the whole batch
             try:
