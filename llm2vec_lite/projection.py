@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import torch
 
-__all__ = ["PROJECTION_DIR", "PROJECTION_MODES", "Projection", "fit_projection", "load_projection"]
+__all__ = ["PROJECTION_DIR", "PROJECTION_MODES", "Projection", "fit_projection", "load_projection", "sample_texts"]
 
 PROJECTION_DIR = "projection"
 ProjectionMode = Literal["whiten", "standardize", "center"]
@@ -172,3 +172,11 @@ def fit_on_texts(
     finally:
         encoder.projection = saved
     return fit_projection(vectors, mode, dims)
+
+
+def sample_texts(texts: list[str], n: int, seed: int) -> list[str]:
+    """Up to ``n`` distinct texts drawn with ``seed``: the same sample on every process and rerun."""
+    import random
+
+    unique = list(dict.fromkeys(texts))
+    return random.Random(seed).sample(unique, min(n, len(unique)))

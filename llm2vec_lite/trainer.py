@@ -235,7 +235,7 @@ def train(
                 loss_sum += loss.detach().float() / s.gradient_accumulation_steps
                 seqs, toks = seqs + batch.sequences, toks + batch.tokens
             loss_val = acc.reduce(loss_sum, reduction="mean").item()  # same value on every process
-            extra = {k: acc.reduce(v.to(acc.device), reduction="mean").item() for k, v in stage.take_metrics().items()}
+            extra = _reduce_metrics(acc, stage.take_metrics())
             if not math.isfinite(loss_val):
                 last = latest_checkpoint(ckpt_root)
                 raise TrainingError(
@@ -299,6 +299,15 @@ def train(
         processes=acc.num_processes,
         peak_rss_mib=rss.peak_mib,
     )
+
+
+def _reduce_metrics(acc, metrics: dict[str, torch.Tensor]) -> dict[str, float]:
+    """A stage's diagnostics averaged over processes in one collective (not one per metric)."""
+    if not metrics:
+        return {}
+    names = sorted(metrics)  # the same order on every process
+    means = acc.reduce(torch.stack([metrics[k] for k in names]).to(acc.device), reduction="mean")
+    return dict(zip(names, means.tolist(), strict=True))
 
 
 def _checkpoint(acc, model, optimizer, scheduler, root: Path, step: int, position: int, fingerprint: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 from pathlib import Path
 
 from llm2vec_lite.commands import positive_int
@@ -53,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from llm2vec_lite.encoder import Encoder
     from llm2vec_lite.errors import UsageError
     from llm2vec_lite.pooling import check_pooling
-    from llm2vec_lite.projection import fit_on_texts
+    from llm2vec_lite.projection import fit_on_texts, sample_texts
 
     if args.output.exists():
         raise UsageError(f"--output {args.output}: already exists; choose a new folder")
@@ -61,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
         check_pooling(args.pooling)
     if args.dims is not None and args.mode != "whiten":
         raise UsageError(f"--dims applies to --mode whiten only, not {args.mode}")
-    texts = list(dict.fromkeys(t for t in read_text_file(args.texts, "--texts").splitlines() if t.strip()))
-    if len(texts) < 2:
-        raise UsageError(f"--texts {args.texts}: needs at least 2 distinct non-empty lines, found {len(texts)}")
-    sample = random.Random(args.seed).sample(texts, min(args.samples, len(texts)))
+    texts = [t for t in read_text_file(args.texts, "--texts").splitlines() if t.strip()]
+    sample = sample_texts(texts, args.samples, args.seed)
+    if len(sample) < 2:
+        raise UsageError(f"--texts {args.texts}: needs at least 2 distinct non-empty lines, found {len(sample)}")
     encoder = Encoder.from_pretrained(
         args.model, pooling=args.pooling, bidirectional=False if args.causal else None
     )

@@ -126,8 +126,6 @@ class Stage(ABC):
         settings = getattr(self.cfg, "projection", None)
         if settings is None:
             return
-        import random
-
         temperature = getattr(self.cfg, "temperature", None)
         if settings.mode == "whiten" and temperature is not None and temperature < 0.1:
             import logging
@@ -137,8 +135,9 @@ class Stage(ABC):
                 "so InfoNCE is saturated from the first step (top1 = 1, loss ~ 0) and little is learned; "
                 "0.2-0.5 works (docs/results.md)", self.kind, temperature,
             )
-        unique = list(dict.fromkeys(texts))
-        self._projection_sample = random.Random(self.seed).sample(unique, min(settings.samples, len(unique)))
+        from llm2vec_lite.projection import sample_texts
+
+        self._projection_sample = sample_texts(texts, settings.samples, self.seed)
         self._fit(model, tokenizer, "fitted")
 
     def refit_projection(self, model, tokenizer) -> None:
