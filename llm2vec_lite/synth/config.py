@@ -130,7 +130,7 @@ class SynthConfig(_Strict):
     generator: GeneratorSettings = Field(description="the model that writes the data")
     families: list[FamilySettings] = Field(min_length=1, description="task families to generate, in order")
     prompts: str = Field(
-        "v1", description="prompt set: a shipped version (v1) or a folder with a manifest.yaml of your own"
+        "v2", description="prompt set: a shipped version (v2, or v1) or a folder with a manifest.yaml of your own"
     )
     format: Literal["json", "fields"] = Field(
         "json",

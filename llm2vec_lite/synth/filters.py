@@ -144,6 +144,13 @@ def _loads_lenient(candidate: str) -> Any:
 _PREAMBLE = re.compile(
     r"^(sure|certainly|of course|here is|here's|here are|okay|ok)\b[^\n]*[:!.]\s*$", re.IGNORECASE
 )
+# "Awesome! Here is a search query: "how to ..."": a preamble on the answer's own line. It must
+# say "here is/are" so that a sentence such as "Great views: ..." is left alone.
+_INLINE_PREAMBLE = re.compile(
+    r"^(?:(?:sure|certainly|of course|absolutely|awesome|great|okay|ok)\b[^:\n]{0,40}?)?"
+    r"\bhere(?: is|'s| are)\b[^:\n]{0,80}:\s*(?=\S)",
+    re.IGNORECASE,
+)
 _LABEL = re.compile(r"^\s*[\*#_]*\s*([A-Za-z][A-Za-z _-]{0,30}?)\s*[\*_]*\s*:[\*_]*\s*", re.UNICODE)
 _QUOTES = "\"'`“”‘’"
 
@@ -151,7 +158,8 @@ _QUOTES = "\"'`“”‘’"
 def clean_field(text: str, *, labels: Iterable[str] = (), one_line: bool = True) -> str:
     """One field's text from a field-by-field answer.
 
-    Drops blank lines and preamble lines ("Sure, here is a query:"), then a leading label the
+    Drops blank lines and preamble lines ("Sure, here is a query:") or a preamble that ends in a
+    colon on the answer's own line ("Awesome! Here is a query: ..."), then a leading label the
     model repeated (``Query:``, ``**Passage:**``; only those in ``labels``), surrounding quotes,
     and with ``one_line`` everything after the first line (a base model goes on with the next
     few-shot example there). Whitespace is collapsed. Returns '' if nothing is left.
@@ -165,7 +173,7 @@ def clean_field(text: str, *, labels: Iterable[str] = (), one_line: bool = True)
         return ""
     if one_line:
         lines = lines[:1]
-    first = lines[0]
+    first = _INLINE_PREAMBLE.sub("", lines[0], count=1)
     m = _LABEL.match(first)
     if m and m.group(1).strip().lower() in wanted:
         first = first[m.end() :]

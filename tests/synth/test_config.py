@@ -34,7 +34,7 @@ def test_overrides_apply_and_change_the_fingerprint(write_config):
     ("fields", "message"),
     [
         ({"generator": {"backend": "openia"}}, "generator.backend = 'openia': unknown backend; known: openai,"),
-        ({"families": [{"name": "clustering"}]}, "families[0].name = 'clustering': unknown family; prompt set v1 has retrieval, sts"),
+        ({"families": [{"name": "clustering"}]}, "families[0].name = 'clustering': unknown family; prompt set v2 has retrieval, sts"),
         ({"exclude": ["missing.tsv"]}, "exclude[0] = 'missing.tsv': file not found"),
         ({"generator": {"temprature": 0.5}}, "generator.temprature = 0.5: unknown key (did you mean 'temperature'?)"),
         ({"generator": {"top_p": 0}}, "generator.top_p = 0: must be > 0"),
@@ -64,7 +64,7 @@ def test_flags_without_a_file_build_a_config(tmp_path, monkeypatch):
 
 
 def test_shipped_prompt_sets_load_and_cover_both_formats():
-    assert "v1" in shipped_prompt_sets()
+    assert {"v1", "v2"} <= set(shipped_prompt_sets())
     for version in shipped_prompt_sets():
         prompts = PromptSet.load(version)
         for fam in prompts.families.values():

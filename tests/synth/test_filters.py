@@ -57,6 +57,9 @@ def test_json_parser_skips_an_incomplete_object_for_a_later_complete_one():
         ("Sure, here is a query:\n\n**Query:** how long to boil an egg", "how long to boil an egg"),
         ("\n\nhow long   to boil\tan egg\n", "how long to boil an egg"),
         ("Note: eggs take ten minutes", "Note: eggs take ten minutes"),  # not the template's label: kept
+        # a preamble on the answer's own line (SmolLM2-135M-Instruct wrote this one)
+        ('Awesome! Here is a sample of a search query: "how long to boil an egg"', "how long to boil an egg"),
+        ("Great views: the sea is blue", "Great views: the sea is blue"),  # no "here is": a sentence, kept
         ("   \n  ", ""),
     ],
 )

@@ -31,7 +31,7 @@ def test_run_writes_instruction_tagged_rows_and_a_summary(write_config, scripted
     assert row["query"].startswith("how do people cook rice")  # label and the next line cut
     assert row["positive"].startswith("A passage about")  # "Sure, here it is:" dropped
     prov = row["provenance"]
-    assert prov["generator"] == "scripted:canned" and prov["prompts"] == "v1" and prov["seed"] == 0
+    assert prov["generator"] == "scripted:canned" and prov["prompts"] == "v2" and prov["seed"] == 0
     assert prov["sampling"]["temperature"] == cfg.generator.temperature and "match" in prov["constraints"]
     sts = [r for r in rows if r["family"] == "sts"]
     assert sts and sts[0]["task"] == "Retrieve semantically similar text."
@@ -46,10 +46,22 @@ def test_fields_are_generated_in_order_each_seeing_the_last(write_config, script
     query_call, positive_call, negative_call = scripted.calls
     assert all("Sentence:" in p for p in query_call)
     assert all("Say the same thing in other words" in p and "A passage about" in p for p in positive_call)
+    # v2: the STS negative is written from the scene alone; a 135M model shown the query copied it
+    assert all("A passage about" not in p and "It describes" in p for p in negative_call)
+
+
+def test_prompt_set_v1_still_runs_and_shows_the_negative_the_query(write_config, scripted):
+    scripted.answer = staticmethod(field_answer)
+    cfg = load_synth_config(write_config(prompts="v1", families=[{"name": "sts", "examples_per_task": 2}]))
+    run_synth(cfg, progress=False)
+    assert all("A passage about" in p for p in scripted.calls[2])
+    assert _rows(cfg.output_path)[0]["provenance"]["prompts"] == "v1"
 
 
 def test_duplicates_and_near_duplicates_are_dropped(write_config, scripted):
     def answer(prompt, seed):
+        if "It describes" in prompt:  # the negative
+            return "Pasta needs a large pot of salted boiling water"
         if prompt.rstrip().endswith("Sentence:"):
             return "how to cook rice in a pot"
         if "Shorter sentence:" in prompt:  # the positive: the same text each time, but for a word now and then
