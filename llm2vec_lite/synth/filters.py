@@ -34,6 +34,7 @@ __all__ = [
     "NearDuplicateIndex",
     "check_example",
     "clean_field",
+    "is_search_task",
     "looks_like_language",
     "parse_json_example",
     "parse_task_list",
@@ -184,6 +185,22 @@ def clean_field(text: str, *, labels: Iterable[str] = (), one_line: bool = True)
     if out and out[0] in _QUOTES and out.count(out[0]) == 1:
         out = out[1:].strip()
     return out
+
+
+_SEARCH_VERB = re.compile(
+    r"\b(retriev\w*|find\w*|search\w*|look\w*|locat\w*|discover\w*|identif\w*|recommend\w*|match\w*"
+    r"|answer\w*|get|gets|getting|fetch\w*|browse\w*|query|queries)\b",
+    re.IGNORECASE,
+)
+
+
+def is_search_task(task: str) -> bool:
+    """Whether a brainstormed line describes a search (it names an act of finding something).
+
+    Small models answer a brainstorm with topic headings ("History of Ancient Civilizations",
+    "Sports: football, rugby") or talk about themselves; neither is a task an instruction can say.
+    """
+    return bool(_SEARCH_VERB.search(task))
 
 
 _BULLET = re.compile(r"^\s*(?:[-*•]+|\(?\d{1,3}[.):]|[a-z][.)])\s*")

@@ -48,6 +48,7 @@ from llm2vec_lite.synth.filters import (
     NearDuplicateIndex,
     check_example,
     clean_field,
+    is_search_task,
     looks_like_language,
     parse_json_example,
     parse_task_list,
@@ -58,6 +59,11 @@ from llm2vec_lite.synth.prompts import EXAMPLE_FIELDS, Family, PromptSet
 logger = logging.getLogger(__name__)
 
 __all__ = ["SynthSummary", "brainstorm_tasks", "run_synth"]
+
+# Tasks kept from one brainstorm answer. A small model lists near-variants of its first idea
+# ("History of ancient civilizations of Africa / of Asia / ..."); taking the first few of many
+# answers, each with its own sampled domain, gives a more varied task list.
+_TASKS_PER_ANSWER = 2
 
 
 @dataclass
@@ -145,6 +151,7 @@ def brainstorm_tasks(
     """
     assert family.brainstorm is not None
     index = NearDuplicateIndex(cfg.filters.near_duplicate)
+    echo = template_echo_checker([family.brainstorm.template])
     found: list[str] = []
     attempt, dry, last = 0, 0, ""
     size = cfg.generator.batch_size
@@ -157,13 +164,19 @@ def brainstorm_tasks(
         new = 0
         for answer in answers:
             last = answer
+            taken = 0
             for task in parse_task_list(answer):
                 lang = cfg.filters.language
                 if (lang and not looks_like_language(task, lang)) or index.check(task) is not None:
                     continue
+                if echo.contaminated(task) or not is_search_task(task):
+                    continue
                 index.add(task)
                 found.append(task)
                 new += 1
+                taken += 1
+                if taken == _TASKS_PER_ANSWER:
+                    break
         dry = 0 if new else dry + len(prompts)
         attempt += len(prompts)
     if not found:

@@ -9,6 +9,7 @@ from llm2vec_lite.synth.filters import (
     NearDuplicateIndex,
     check_example,
     clean_field,
+    is_search_task,
     looks_like_language,
     parse_json_example,
     parse_task_list,
@@ -166,3 +167,17 @@ def test_echo_checker_catches_copies_of_the_worked_example_seen_from_smollm2():
     assert echo.contaminated("In the kitchen, a man cuts a loaf of bread.")  # 'in the kitchen a man': 5 words
     assert not echo.contaminated("In the heart of a bustling city, a child brought a vibrant energy to the stage.")
     assert not echo.contaminated("so that it has the same meaning")  # fragments stop at placeholders
+
+
+@pytest.mark.parametrize(
+    ("task", "expected"),
+    [
+        ("Given a symptom, retrieve articles that explain it.", True),
+        ("Find the most popular gardening apps.", True),
+        ("Searching for a dish's recipes", True),
+        ("History of Ancient Civilizations of Africa", False),
+        ("Sports: Baseball, hockey, basketball, soccer", False),
+    ],
+)
+def test_a_brainstormed_line_is_a_task_only_when_it_names_a_search(task, expected):
+    assert is_search_task(task) is expected

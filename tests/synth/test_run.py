@@ -148,6 +148,28 @@ def test_a_brainstorm_without_any_task_says_how_to_write_tasks_by_hand(write_con
         run_synth(cfg, progress=False)
 
 
+def test_brainstorm_keeps_two_search_tasks_an_answer_and_skips_headings_and_template_copies(write_config, scripted):
+    from llm2vec_lite.synth.prompts import PromptSet
+    from llm2vec_lite.synth.run import brainstorm_tasks
+
+    def answer(prompt, seed):
+        return "\n".join([
+            "1. History of Ancient Civilizations",  # a heading, no act of search
+            "2. Given <what the user types>, retrieve <what they want to find>.",  # the template's own form
+            f"3. Given a plant name {seed}, retrieve care guides for it.",
+            f"4. Find nurseries {seed} that sell rare seeds nearby.",
+            f"5. Search for pests {seed} that attack tomato leaves.",  # a third one: left for variety
+        ])
+
+    scripted.answer = staticmethod(answer)
+    cfg = load_synth_config(write_config(generator={"batch_size": 2}))
+    family = PromptSet.load(cfg.prompts).families["retrieval"]
+    backend = scripted(cfg.generator)
+    tasks = brainstorm_tasks(cfg, family, 4, backend)
+    assert len(tasks) == 4 and not any("History" in t or "<" in t or "pests" in t for t in tasks)
+    assert sum("plant name" in t for t in tasks) == 2  # one per answer
+
+
 def test_json_format_parses_one_answer_per_example_and_writes_parquet(write_config, scripted):
     pq = pytest.importorskip("pyarrow.parquet")
     scripted.answer = staticmethod(
