@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from llm2vec_lite.checkpoint import atomic_dir, write_json
 from llm2vec_lite.errors import RecipeError, UsageError
 from llm2vec_lite.projection import load_projection
+from llm2vec_lite.recipe_eval import CURVE_FILE, EVAL_FILE, curve_callback, evaluate_final
 
 if TYPE_CHECKING:
     from llm2vec_lite.trainer import StepCallback
@@ -393,9 +394,7 @@ def convert(
     final = Path(recipe.final_dir)
     if acc.is_main_process and (ran_any or not final.exists()):
         _write_final(recipe, final)
-    if acc.is_main_process and recipe.eval is not None and (ran_any or not (final / "eval.json").exists()):
-        from llm2vec_lite.recipe_eval import evaluate_final
-
+    if acc.is_main_process and recipe.eval is not None and (ran_any or not (final / EVAL_FILE).exists()):
         evaluate_final(recipe, final)
     acc.wait_for_everyone()
     return final
@@ -487,8 +486,10 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
     settings = LoopSettings.from_stage(recipe.stages[p.index], seed)
+    curve = curve_callback(recipe, p.index, stage, model, tokenizer, work_dir, main=acc.is_main_process)
     result = train(
-        stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint, callbacks=callbacks
+        stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint,
+        callbacks=[*callbacks, curve] if curve else callbacks,
     )
     stage.cleanup(model)
     merged = model.merge_and_unload()
@@ -500,7 +501,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
             tokenizer.save_pretrained(tmp)
             if stage.projection is not None:
                 stage.projection.save(tmp)
-            for name in ("metrics.jsonl", "loss.png"):
+            for name in ("metrics.jsonl", "loss.png", CURVE_FILE):
                 if (work_dir / name).exists():
                     shutil.copy2(work_dir / name, tmp / name)
             write_json(

@@ -12,6 +12,12 @@ the table to an "Evaluation" section of the model card (``final/README.md``). Th
 loaded by :func:`check_eval`, which :func:`llm2vec_lite.checks.preflight` runs before any model
 loads, so a typo in a dataset name fails at once, not after training.
 
+A stage with ``eval_every: N`` is also scored while it trains (:func:`curve_callback`): every N
+steps and after its last, the model as it stands (adapters unmerged, projection applied, dropout
+off) is scored on the same datasets and a line ``{"step", "train_s", "<dataset>": spearman, ...}``
+is appended to ``eval_curve.jsonl`` in the stage folder. That is the curve of score against
+minutes a reader needs to see where more training time would take a recipe.
+
 Why convert runs it instead of leaving it to a second command: the number a recipe reaches is part
 of what the recipe promises, and writing it next to the weights and the recipe fingerprint keeps the
 three together. Without an ``eval:`` block nothing is evaluated.
@@ -21,6 +27,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +36,22 @@ from llm2vec_lite.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["EVAL_FILE", "check_eval", "evaluate_final"]
+__all__ = ["CURVE_FILE", "EVAL_FILE", "check_eval", "curve_callback", "evaluate_final"]
 
 EVAL_FILE = "eval.json"
+CURVE_FILE = "eval_curve.jsonl"
 
 
 def check_eval(recipe) -> list[str]:
     """Problems with the recipe's ``eval:`` block found without a model (local data only)."""
-    if recipe.eval is None or recipe.eval.data_dir is None:
+    if recipe.eval is None:
+        return [
+            f"stages[{i}].eval_every = {st.eval_every}: scoring while training needs an eval: block "
+            "(e.g. eval: {datasets: [stsb], data_dir: ../data/sts})"
+            for i, st in enumerate(recipe.stages)
+            if st.eval_every is not None
+        ]
+    if recipe.eval.data_dir is None:
         return []  # hub datasets are fetched when the evaluation runs
     from llm2vec_lite.evaluate import load_sts_suite
 
@@ -77,3 +93,47 @@ def evaluate_final(recipe, final: Path) -> dict[str, Any] | None:
         )
     logger.info("evaluation: average spearman %.2f, written to %s", results["average"]["spearman"], final / EVAL_FILE)
     return results
+
+
+def curve_callback(recipe, index: int, stage, model, tokenizer, work_dir: Path, *, main: bool) -> Callable[[str, int], None] | None:
+    """A trainer callback scoring the model under training every ``eval_every`` steps, or None.
+
+    Only the main process scores (the others go on to the next step and wait for it there). The
+    time axis, ``train_s``, counts wall time since the callback was made, minus the time spent
+    scoring. Modules' train/eval modes are restored exactly after each scoring.
+    """
+    every = recipe.stages[index].eval_every
+    if every is None or recipe.eval is None or not main:
+        return None
+    from llm2vec_lite.encoder import Encoder
+    from llm2vec_lite.evaluate import load_sts_suite, score_pairs
+
+    suite = load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir)
+    steps = recipe.stages[index].steps
+    path = Path(work_dir) / CURVE_FILE
+    clock = {"start": time.perf_counter(), "scoring": 0.0}
+
+    def score(kind: str, step: int) -> None:
+        if step % every and step != steps:
+            return
+        t0 = time.perf_counter()
+        net = model.get_base_model() if hasattr(model, "get_base_model") else model  # adapters stay in place
+        modes = {m: m.training for m in net.modules()}
+        encoder = Encoder(
+            net, tokenizer, pooling=stage.pooling, max_length=recipe.max_length,
+            bidirectional=recipe.bidirectional, projection=stage.projection,
+        )
+        try:
+            row: dict[str, Any] = {"step": step, "train_s": round(t0 - clock["start"] - clock["scoring"], 1)}
+            for pairs in suite:
+                row[pairs.name] = round(score_pairs(encoder, pairs)["spearman"], 2)
+        finally:
+            for module, training in modes.items():
+                module.train(training)
+        clock["scoring"] += time.perf_counter() - t0
+        with path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        logger.info("stage %d %s, step %d: %s", index + 1, kind, step,
+                    ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("step", "train_s")))
+
+    return score

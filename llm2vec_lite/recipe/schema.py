@@ -363,6 +363,12 @@ class StageBase(_Strict):
         "earlier stage K (e.g. supervised on top of MNTP, skipping SimCSE)",
     )
     checkpoint_every: int = Field(50, ge=1, description="save a resumable checkpoint every N steps")
+    eval_every: int | None = Field(
+        None,
+        ge=1,
+        description="score the recipe's eval: datasets every N steps while training (and after the last), "
+        "appending to the stage's eval_curve.jsonl: the score against steps and minutes; needs an eval: block",
+    )
     log_every: int = Field(1, ge=1, description="log loss and learning rate every N steps")
     seed: int | None = Field(None, description="seed for this stage; null = the recipe's seed")
 
@@ -563,7 +569,7 @@ class EvalSettings(_Strict):
 
 # Fields that do not change the trained weights, left out of fingerprints.
 _RECIPE_UNHASHED = {"name", "description", "output_dir", "eval"}
-_STAGE_UNHASHED = {"checkpoint_every", "log_every", "gradient_checkpointing"}
+_STAGE_UNHASHED = {"checkpoint_every", "eval_every", "log_every", "gradient_checkpointing"}
 
 
 class Recipe(_Strict):
@@ -724,7 +730,7 @@ class Recipe(_Strict):
         """sha256[:16] of everything that changes the trained weights.
 
         Left out: ``name``, ``description``, ``output_dir``, ``eval`` and the per-stage
-        ``log_every``, ``checkpoint_every`` and ``gradient_checkpointing``. Key order, comments
+        ``log_every``, ``checkpoint_every``, ``eval_every`` and ``gradient_checkpointing``. Key order, comments
         and spelling out a default do not matter. Local paths count relative to the recipe folder;
         the *contents* of data files are not hashed.
         """

@@ -59,7 +59,7 @@ def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
     # One fixed batch a stage (limit = batch) and a larger learning rate, so 4 steps visibly learn.
     learn = [f"stages.{i}.{k}" for i in range(3) for k in ("learning_rate=3e-3",)]
     learn += ["stages.0.data.limit=24", "stages.1.data.limit=4", "stages.2.data.limit=4"]
-    evaluation += learn
+    evaluation += learn + ["stages.1.eval_every=2", "stages.2.eval_every=3"]  # scored while training
     proc = _cli("convert", "recipe.yaml", *evaluation, cwd=root)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = root / "out"
@@ -71,6 +71,11 @@ def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
         assert [json.loads(ln)["step"] for ln in lines] == [1, 2, 3, 4]
         losses = [json.loads(ln)["loss"] for ln in lines]
         assert losses[-1] < losses[0], (kind, losses)  # it trains: the loss falls on its own batch
+    for folder, steps in (("02-simcse", [2, 4]), ("03-supervised", [3, 4])):  # every N steps and the last
+        curve = [json.loads(ln) for ln in (out / folder / "eval_curve.jsonl").read_text().splitlines()]
+        assert [row["step"] for row in curve] == steps, folder
+        assert all(-100 <= row["dev"] <= 100 for row in curve) and curve[0]["train_s"] <= curve[1]["train_s"]
+    assert not (out / "01-mntp" / "eval_curve.jsonl").exists()
     evaluation_file = json.loads((out / "final" / "eval.json").read_text())
     assert list(evaluation_file["datasets"]) == ["dev"] and evaluation_file["datasets"]["dev"]["n_pairs"] == 4
     assert "## Evaluation" in (out / "final" / "README.md").read_text()
