@@ -34,6 +34,7 @@ __all__ = [
     "NearDuplicateIndex",
     "check_example",
     "clean_field",
+    "has_answer_line",
     "is_search_task",
     "looks_like_language",
     "parse_json_example",
@@ -154,6 +155,16 @@ _INLINE_PREAMBLE = re.compile(
 )
 _LABEL = re.compile(r"^\s*[\*#_]*\s*([A-Za-z][A-Za-z _-]{0,30}?)\s*[\*_]*\s*:[\*_]*\s*", re.UNICODE)
 _QUOTES = "\"'`“”‘’"
+
+
+def has_answer_line(text: str) -> bool:
+    """Whether ``text`` holds a finished line that is an answer (not blank, not a preamble).
+
+    Generation of a one-line field stops here: "Sure, here is a passage:" followed by a newline
+    is not the answer yet (a 135M chat model opens 1 in 8 passages that way).
+    """
+    *finished, _ = text.replace("\r", "").split("\n")
+    return any(line.strip() and not _PREAMBLE.match(line.strip()) for line in finished)
 
 
 def clean_field(text: str, *, labels: Iterable[str] = (), one_line: bool = True) -> str:

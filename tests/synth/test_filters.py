@@ -9,6 +9,7 @@ from llm2vec_lite.synth.filters import (
     NearDuplicateIndex,
     check_example,
     clean_field,
+    has_answer_line,
     is_search_task,
     looks_like_language,
     parse_json_example,
@@ -181,3 +182,17 @@ def test_echo_checker_catches_copies_of_the_worked_example_seen_from_smollm2():
 )
 def test_a_brainstormed_line_is_a_task_only_when_it_names_a_search(task, expected):
     assert is_search_task(task) is expected
+
+
+@pytest.mark.parametrize(
+    ("text", "done"),
+    [
+        ("Sure, here is a passage that answers the query:\n", False),  # only a preamble: go on
+        ("Sure, here is a passage:\nRice cooks in twenty", False),
+        ("Sure, here is a passage:\nRice cooks in twenty minutes.\n", True),
+        ("Rice cooks in twenty minutes.\n", True),
+        ("\n\nRice cooks", False),
+    ],
+)
+def test_a_one_line_field_is_finished_by_an_answer_line_not_by_a_preamble(text, done):
+    assert has_answer_line(text) is done

@@ -28,8 +28,9 @@ class Backend(ABC):
         Args:
             prompts: user messages (chat) or text to continue (``chat: false``).
             seed: seed of this call; the run derives it from the config seed and the batch.
-            stop_at_newline: the answer is one line; a backend may stop generating at the first
-                newline that follows some text (the parser cuts there anyway).
+            stop_at_newline: the answer is one line; a backend may stop generating once a line
+                that is not blank nor a preamble ("Sure, here it is:") is finished (the parser
+                cuts there anyway).
         """
 
     def describe(self) -> str:

@@ -70,14 +70,20 @@ class TransformersBackend(Backend):
 
 
 def _line_stop(tokenizer: Any, prompt_len: int):
-    """A stopping criterion: a row is done once its new text has a newline after some text."""
+    """A stopping criterion: a row is done once its new text has a finished answer line.
+
+    A preamble line ("Sure, here is a passage:") does not count, so the answer after it is
+    still generated (:func:`~llm2vec_lite.synth.filters.has_answer_line`).
+    """
     import torch
     from transformers import StoppingCriteria
+
+    from llm2vec_lite.synth.filters import has_answer_line
 
     class LineStop(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):  # -> (batch,) bool
             new = tokenizer.batch_decode(input_ids[:, prompt_len:], skip_special_tokens=True)
-            return torch.tensor([t.strip() != "" and "\n" in t.lstrip() for t in new], device=input_ids.device)
+            return torch.tensor([has_answer_line(t) for t in new], device=input_ids.device)
 
     return LineStop()
 
