@@ -93,6 +93,8 @@ def test_a_prompt_folder_of_your_own_is_checked(write_config, tmp_path):
 def test_shipped_synth_configs_validate(path):
     cfg = load_synth_config(path, check_paths=False)
     assert cfg.families
+    families = PromptSet.load(cfg.prompts).families  # templates exist, use only known placeholders
+    assert {f.name for f in cfg.families} <= set(families)
 
 
 def test_docs_field_reference_is_in_sync_with_the_schema():
