@@ -35,6 +35,7 @@ __all__ = [
     "check_example",
     "clean_field",
     "has_answer_line",
+    "is_repetitive",
     "is_search_task",
     "looks_like_language",
     "parse_json_example",
@@ -49,6 +50,7 @@ DROP_REASONS = (
     "too_long",
     "language",
     "degenerate",  # fields copy each other, or a template placeholder leaked into the text
+    "repetitive",  # a field loops ("the village watching the sea, and the sea watching the village, ...")
     "echo",  # a field copies the prompt's own worked example (small models do)
     "duplicate",
     "near_duplicate",
@@ -273,11 +275,20 @@ def looks_like_language(text: str, language: str) -> bool:
 _PLACEHOLDER = re.compile(r"\$\{?[a-z_]+\}?|\{(?:task|query|positive|negative)\}")
 
 
-def check_example(example: dict[str, str], *, min_words: int, max_words: int, language: str | None) -> str | None:
+def check_example(
+    example: dict[str, str],
+    *,
+    min_words: int,
+    max_words: int,
+    language: str | None,
+    constraints: dict[str, str] | None = None,
+) -> str | None:
     """The reason to drop ``example`` (one of :data:`DROP_REASONS`), or None to keep it.
 
     Checks each of query, positive, negative: present, ``min_words`` to ``max_words`` words, the
-    language; then that no two fields are the same text and no template placeholder leaked.
+    language; then that no two fields are the same text, that no template placeholder and no
+    sampled length (a ``constraints`` value with a digit: "30 to 50 words") leaked into the text,
+    and that no field loops (:func:`is_repetitive`).
     """
     texts = [example.get(k, "") for k in ("query", "positive", "negative")]
     if any(not t.strip() for t in texts):
@@ -292,7 +303,25 @@ def check_example(example: dict[str, str], *, min_words: int, max_words: int, la
     normal = [" ".join(words(t)) for t in texts]
     if len(set(normal)) < 3 or any(_PLACEHOLDER.search(t) for t in texts):
         return "degenerate"
+    lengths = [v.lower() for v in (constraints or {}).values() if any(c.isdigit() for c in v)]
+    if any(v in t.lower() for v in lengths for t in texts):
+        return "degenerate"
+    if any(is_repetitive(t) for t in texts):
+        return "repetitive"
     return None
+
+
+def is_repetitive(text: str, *, min_words: int = 12, min_distinct: float = 0.6) -> bool:
+    """Whether ``text`` loops: under ``min_distinct`` of its word 3-grams are distinct.
+
+    Small models fall into loops at temperature 0.7 ("The Daily Mail - The Daily Mail - ...");
+    the other filters pass such text. Natural sentences of 12+ words repeat almost no 3-gram.
+    """
+    tokens = [w.lower() for w in words(text)]
+    if len(tokens) < min_words:
+        return False
+    grams = list(zip(tokens, tokens[1:], tokens[2:], strict=False))  # the shorter slices end it
+    return len(set(grams)) < min_distinct * len(grams)
 
 
 # ------------------------------------------------------------------------------------------

@@ -416,7 +416,8 @@ def _examples_step(
                     reason = "unparseable"
                 else:
                     reason = check_example(
-                        example, min_words=f_opts.min_words, max_words=f_opts.max_words, language=f_opts.language
+                        example, min_words=f_opts.min_words, max_words=f_opts.max_words, language=f_opts.language,
+                        constraints=attempt.constraints,
                     )
                 if (
                     reason is None

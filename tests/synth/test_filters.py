@@ -105,10 +105,21 @@ def test_task_list_reads_a_json_list():
         ({"negative": "Mix flour, water and yeast, then bake."}, "degenerate"),
         ({"negative": "A text about $topic here."}, "degenerate"),
         ({"query": ""}, "unparseable"),
+        # SmolLM2-135M-Instruct loops at temperature 0.7; the other rules pass such text
+        ({"positive": "the village watching the sea, and the sea watching the village, " * 3}, "repetitive"),
+        ({"negative": "The bakery on the corner sells bread that people in the town buy every morning."}, None),
+        # a sampled length constraint copied into the text
+        ({"query": "how to bake bread in 3 to 8 words"}, "degenerate"),
     ],
 )
 def test_check_example_gives_the_drop_reason(change, reason):
-    assert check_example({**GOOD, **change}, min_words=2, max_words=40, language="en") == reason
+    constraints = {"query_length": "3 to 8 words", "topic": "a kitchen"}
+    assert check_example({**GOOD, **change}, min_words=2, max_words=40, language="en", constraints=constraints) == reason
+
+
+def test_a_scene_named_in_the_text_is_not_a_leak():
+    example = {**GOOD, "query": "In a kitchen someone bakes bread"}
+    assert check_example(example, min_words=2, max_words=40, language="en", constraints={"topic": "a kitchen"}) is None
 
 
 def test_language_check_accepts_english_and_rejects_word_salad():
