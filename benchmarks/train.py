@@ -1,7 +1,7 @@
 """Training throughput, FLOP/s and peak memory per stage, through ``llm2vec-lite convert`` itself.
 
 Every measurement is a real one-stage conversion in its own subprocess (peak RSS is per process):
-a recipe with the shapes of a stage of the CPU recipe (``recipes/smollm2-135m-cpu.yaml`` by
+a recipe with the shapes of a stage of the CPU recipe (``recipes/smollm2-135m-full-cpu.yaml`` by
 default: batch size, max_length, LoRA, learning rate), run for ``--warmup + --steps`` optimizer
 steps. Throughput comes from the stage's own ``metrics.jsonl`` (the steps after the warmup), so the
 benchmark times exactly what a user's conversion does, model loading and saving left out.
@@ -54,7 +54,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CHILD = HERE / "_train_child.py"
-DEFAULT_RECIPE = ROOT / "recipes" / "smollm2-135m-cpu.yaml"
+DEFAULT_RECIPE = ROOT / "recipes" / "smollm2-135m-full-cpu.yaml"
 
 # The stage keys a one-stage benchmark recipe copies from the CPU recipe (valid at every commit).
 STAGE_KEYS = ("kind", "batch_size", "max_length", "learning_rate", "mask_probability", "mask_token", "dropout",
