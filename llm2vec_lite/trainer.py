@@ -100,6 +100,7 @@ class TrainResult:
     tokens_per_s: float
     processes: int = 1
     peak_rss_mib: float | None = None  # highest resident memory during this stage's steps (main process)
+    peak_gpu_mib: float | None = None  # highest CUDA memory allocated by torch during the steps (CUDA only)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -216,6 +217,9 @@ def train(
     model.train()
     t_start, seqs_total, toks_total, first_loss, loss_val = time.perf_counter(), 0, 0, None, float("nan")
     rss = PeakRSS()
+    on_cuda = acc.device.type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats(acc.device)
     with rss:  # this stage's memory peak, for stage.json
         while step < s.steps:
             t0, loss_sum, seqs, toks = time.perf_counter(), torch.zeros((), device=acc.device), 0, 0
@@ -298,6 +302,7 @@ def train(
         tokens_per_s=toks_total / wall if wall > 0 else 0.0,
         processes=acc.num_processes,
         peak_rss_mib=rss.peak_mib,
+        peak_gpu_mib=torch.cuda.max_memory_allocated(acc.device) / 2**20 if on_cuda else None,
     )
 
 

@@ -122,3 +122,43 @@ def test_few_malformed_tsv_rows_warn_with_count_and_file(tmp_path, caplog):
     assert len(got) == 31  # the short row is dropped, the long one kept without its extra cell
     assert "2 of 32 rows do not match the 3-column header" in caplog.text and "t.tsv" in caplog.text
     assert "1 with fewer than 3 cells (lines 32" in caplog.text and "1 with more than 3 cells (lines 33" in caplog.text
+
+
+# --- attention backends that cannot train on this device ---------------------------------------
+
+
+def test_flex_attention_cannot_train_on_cpu():
+    from llm2vec_lite.checks import training_backend_problems
+
+    (problem,) = training_backend_problems("flex_attention", "cpu")
+    assert "no flex-attention backward on CPU" in problem and "use sdpa" in problem
+    assert training_backend_problems("sdpa", "cpu") == []
+    assert training_backend_problems(None, "cpu") == []
+
+
+def test_flash_attention_needs_cuda():
+    from llm2vec_lite.checks import training_backend_problems
+
+    (problem,) = training_backend_problems("flash_attention_2", "cpu")
+    assert "CUDA GPUs only" in problem
+
+
+def test_flash_attention_on_cuda_needs_the_package(monkeypatch):
+    import importlib.util
+
+    from llm2vec_lite.checks import training_backend_problems
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else real(name, *a))
+    (problem,) = training_backend_problems("flash_attention_2", "cuda")
+    assert "flash_attn package is not installed" in problem
+    assert training_backend_problems("flex_attention", "cuda") == []
+
+
+def test_preflight_refuses_flex_training_on_cpu_before_weights_load(project, monkeypatch):
+    from llm2vec_lite.recipe import load_recipe
+
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "1")  # the training device is the CPU, GPU or not
+    recipe = load_recipe(project, ["attn_implementation=flex_attention"])
+    with pytest.raises(RecipeError, match="attn_implementation = 'flex_attention': torch has no flex-attention backward"):
+        checks.preflight(recipe)

@@ -42,16 +42,16 @@ def no_flash(monkeypatch):
 # --- arguments -------------------------------------------------------------------------------
 
 
-def test_train_defaults_are_qwen2_sdpa_and_flash():
+def test_train_defaults_are_qwen2_sdpa_flex_and_flash():
     args = gpu_bench.build_parser().parse_args(["train"])
-    assert args.attn == ["sdpa", "flash_attention_2"]
+    assert args.attn == ["sdpa", "flex_attention", "flash_attention_2"]
     assert (args.config, args.mode, args.device, args.batch, args.seq_len) == ("qwen2-0.5b", "lora", "cuda", 16, 512)
 
 
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--attn", "sdpa,flash"], "valid backends are eager, sdpa, flash_attention_2"),
+        (["train", "--attn", "sdpa,flash"], "valid backends are eager, sdpa, flex_attention, flash_attention_2"),
         (["train", "--steps", "0"], "must be at least 1"),
         (["train", "--batch", "5"], "must be even"),
         (["train", "--config", "llama-7b"], "invalid choice"),
@@ -72,7 +72,7 @@ def test_bad_arguments_exit_2_and_say_why(argv, message, capsys):
 def test_train_without_cuda_skips_every_backend(no_cuda, capsys):
     assert gpu_bench.main(["train"]) == 0
     out = capsys.readouterr().out
-    assert out.count("SKIP train") == 2
+    assert out.count("SKIP train") == 3  # sdpa, flex_attention, flash_attention_2
     assert "no CUDA device" in out and "torch.cuda.is_available() is False" in out
 
 
@@ -183,17 +183,40 @@ def test_qwen2_05b_shape_has_about_360m_block_weights():
 
 
 def test_train_loop_runs_on_cpu_and_reports_mfu(capsys):
-    argv = ["train", "--device", "cpu", "--config", "tiny", "--attn", "sdpa,flash_attention_2", "--batch", "4",
-            "--seq-len", "16", "--steps", "2", "--warmup", "1", "--peak-tflops", "1.0", "--json"]
+    argv = ["train", "--device", "cpu", "--config", "tiny", "--attn", "sdpa,flex_attention,flash_attention_2",
+            "--batch", "4", "--seq-len", "16", "--steps", "2", "--warmup", "1", "--peak-tflops", "1.0", "--json"]
     assert gpu_bench.main(argv) == 0
     out = capsys.readouterr().out
     assert "SKIP train (flash_attention_2): flash_attention_2 needs a CUDA device" in out
+    assert "SKIP train (flex_attention): flex_attention has no backward pass on CPU" in out
     import json
 
     (row,) = json.loads(out.strip().splitlines()[-1])
     assert row["attn"] == "sdpa" and row["steps"] == 2 and row["peak_source"] == "--peak-tflops"
     assert row["tok_per_s"] > 0 and row["mfu"] == pytest.approx(row["tflop_per_s"] / 1.0)
     assert "| sdpa | lora | 4 x 16 |" in out
+
+
+def test_stages_table_reads_a_convert_run(tmp_path, capsys):
+    import json
+
+    for name, tok_s in (("01-mntp", 300.0), ("02-simcse", 450.5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "stage.json").write_text(json.dumps(
+            {"wall_time_s": 12.0, "metrics": {"steps": 30, "wall_time_s": 9.5, "tokens_per_s": tok_s,
+                                              "sequences_per_s": 4.0, "peak_rss_mib": 900.0, "peak_gpu_mib": 512.0}}))
+    (tmp_path / "final").mkdir()
+    (tmp_path / "final" / "eval.json").write_text(json.dumps({"datasets": {"stsb": {"spearman": 71.234}}}))
+    assert gpu_bench.main(["stages", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| 01-mntp | 30 | 9.5 | 12.0 | 300 | 4.0 | 900 | 512 |" in out
+    assert "| 02-simcse | 30 |" in out and "450 |" in out
+    assert "final encoder: stsb spearman 71.23" in out
+
+
+def test_stages_without_a_run_says_skip(tmp_path, capsys):
+    assert gpu_bench.main(["stages", str(tmp_path)]) == 1
+    assert "SKIP stages: no NN-kind/stage.json" in capsys.readouterr().out
 
 
 def test_make_batch_lengths_and_padding():
@@ -221,6 +244,14 @@ def test_gpu_sh_without_cuda_stops_after_env_with_a_skip(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "== env" in proc.stdout and "SKIP: no CUDA device here; nothing measured" in proc.stdout
     assert "== verify" not in proc.stdout
+
+
+def test_gpu_sh_rejects_a_missing_model():
+    import subprocess
+
+    proc = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu.sh"), "--model", "no/such.gguf"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "--model 'no/such.gguf': no such file" in proc.stderr
 
 
 def test_gpu_sh_rejects_a_bad_time_limit():
