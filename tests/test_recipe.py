@@ -533,3 +533,21 @@ def test_new_source_keys_keep_old_fingerprints_until_set(project):
         "{path: ./triplets.tsv, where: {a: b}}",
     ):
         assert load_recipe(path, [f"stages.2.data={data}"]).fingerprint != base.fingerprint, data
+
+
+# -- projection refit defaults ------------------------------------------------------------------
+
+
+def test_projection_refit_default_depends_on_the_stage_kind(project):
+    """null refit resolves in the recipe: true after simcse, false after supervised; explicit wins."""
+    overrides = ["stages.1.projection={mode: whiten}", "stages.2.projection={mode: whiten}"]
+    recipe = load_recipe(project / "recipe.yaml", overrides)
+    assert recipe.stages[1].projection.refit is True
+    assert recipe.stages[2].projection.refit is False
+    explicit = load_recipe(project / "recipe.yaml", [*overrides, "stages.1.projection.refit=false",
+                                                    "stages.2.projection.refit=true"])
+    assert (explicit.stages[1].projection.refit, explicit.stages[2].projection.refit) == (False, True)
+    # spelling the default out does not change the fingerprint
+    spelled = load_recipe(project / "recipe.yaml", [*overrides, "stages.1.projection.refit=true",
+                                                   "stages.2.projection.refit=false"])
+    assert spelled.fingerprint == recipe.fingerprint != explicit.fingerprint
