@@ -18,6 +18,7 @@ EPILOG = """Examples:
   llm2vec-lite eval out/final --datasets stsb-dev --data-dir data/sts --json stsb.json
   llm2vec-lite eval path/to/SmolLM2-135M-Instruct.Q4_1.gguf --pooling mean --datasets stsb --data-dir data/sts
   llm2vec-lite eval HuggingFaceTB/SmolLM2-135M-Instruct --causal --pooling last_token --datasets stsb,sickr
+  llm2vec-lite eval model.gguf --num-layers 3 --datasets stsb --data-dir data/sts   # a recipe's num_layers, untrained
 
 Without --data-dir the MTEB copies are fetched from the hub (mteb/stsbenchmark-sts, ...).
 With --data-dir, NAME is read from DIR/NAME.tsv, DIR/NAME-test.tsv or DIR/NAME-dev.tsv
@@ -55,6 +56,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gguf-file", default=None, help="GGUF file name inside MODEL when MODEL is a folder")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     p.add_argument("--causal", action="store_true", help="keep causal attention (the no-patch baseline)")
+    p.add_argument(
+        "--num-layers", type=positive_int, default=None,
+        help="keep only the first N transformer blocks (a recipe's num_layers: the untrained pruned baseline)",
+    )
     p.set_defaults(func=lambda args: run(args, p))
 
 
@@ -88,6 +93,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         if getattr(args, key, None) is not None:
             kwargs[key] = getattr(args, key)
     encoder = Encoder.from_pretrained(args.model, **kwargs)
+    if getattr(args, "num_layers", None) is not None:
+        from llm2vec_lite.modeling import keep_first_layers
+
+        keep_first_layers(encoder.model, args.num_layers)
     results = evaluate_sts(
         encoder,
         suite,
@@ -102,6 +111,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         "max_length": getattr(encoder, "max_length", args.max_length),
         "dtype": _weight_dtype(encoder) or args.dtype,
         "gguf_file": args.gguf_file,
+        "num_layers": getattr(args, "num_layers", None),
     }
     print(format_table(results))
     if args.json_path:
