@@ -6,6 +6,12 @@ whitened), and what bidirectional attention does to each layer before any traini
 ``num_layers`` and ``projection`` settings of recipes/smollm2-135m-unsup-cpu.yaml (docs/results.md).
 
     python benchmarks/layer_probe.py MODEL --data-dir data/sts --texts data/wiki/wikipedia-sentences.txt [--causal]
+    python benchmarks/layer_probe.py MODEL ... --final-norm   # each layer as a model cut there (num_layers) sees it
+
+Without ``--final-norm`` a layer's hidden state is taken as the block leaves it; a model cut to that
+depth (a recipe's ``num_layers``) applies the final norm to it, which can score quite differently
+(Gemma 3 270M after block 13: 72.39 raw, 76.20 cut), so ``--final-norm`` is the column that predicts
+a ``num_layers`` choice.
 
 MODEL is anything ``Encoder.from_pretrained`` loads (a folder, a hub id, a .gguf file). The
 transforms are fitted on ``--fit`` sentences drawn (seed 0) from ``--texts``; no labels are used.
@@ -22,9 +28,33 @@ import numpy as np
 import torch
 
 
-def pooled_layers(encoder, texts: list[str], batch_size: int = 64, max_length: int = 64) -> np.ndarray:
-    """(n, layers + 1, dim) mean-pooled hidden states of every layer, float32."""
+def final_norm_module(model) -> torch.nn.Module:
+    """The norm a decoder applies after its last block (``norm``, ``ln_f``, ``final_layernorm``).
+
+    Raises:
+        ValueError: If the model has none of these.
+    """
+    from llm2vec_lite.modeling import decoder_layers
+
+    holder, _ = decoder_layers(model)
+    for name in ("norm", "ln_f", "final_layernorm", "final_layer_norm"):
+        module = getattr(holder, name, None)
+        if isinstance(module, torch.nn.Module):
+            return module
+    raise ValueError(f"{type(model).__name__}: no final norm found (norm, ln_f, final_layernorm)")
+
+
+def pooled_layers(
+    encoder, texts: list[str], batch_size: int = 64, max_length: int = 64, final_norm: bool = False
+) -> np.ndarray:
+    """(n, layers + 1, dim) mean-pooled hidden states of every layer, float32.
+
+    ``final_norm``: apply the model's final norm to each block's output first (the last hidden state
+    has it already), i.e. what the model cut to that many blocks outputs.
+    """
     from llm2vec_lite.tokenization import tokenize
+
+    norm = final_norm_module(encoder.model) if final_norm else None
 
     out: np.ndarray | None = None
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -35,6 +65,8 @@ def pooled_layers(encoder, texts: list[str], batch_size: int = 64, max_length: i
             states = encoder.model(
                 input_ids=tb.input_ids, attention_mask=tb.attention_mask, output_hidden_states=True
             ).hidden_states
+            if norm is not None:
+                states = [norm(h) for h in states[:-1]] + [states[-1]]
             mask = (tb.pool_mask & tb.attention_mask).unsqueeze(-1).float()  # (batch, seq, 1)
             pooled = torch.stack([(h.float() * mask).sum(1) / mask.sum(1).clamp(min=1) for h in states], 1)
             if out is None:
@@ -56,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--texts", required=True, help="unlabelled sentences, one a line, to fit the transforms")
     p.add_argument("--fit", type=int, default=2000, help="sentences drawn from --texts (default 2000)")
     p.add_argument("--causal", action="store_true", help="keep causal attention")
+    p.add_argument("--final-norm", action="store_true",
+                   help="apply the final norm to every layer: the model cut there (num_layers) scores this")
     args = p.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -70,8 +104,11 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [ln.strip() for ln in Path(args.texts).read_text(encoding="utf-8").splitlines() if ln.strip()]
     fit_texts = random.Random(0).sample(lines, min(args.fit, len(lines)))
-    sts, fit = pooled_layers(enc, unique), pooled_layers(enc, fit_texts)
-    print(f"# {args.model} ({'causal' if args.causal else 'bidirectional'}), encoded in {time.perf_counter() - t0:.0f}s")
+    sts = pooled_layers(enc, unique, final_norm=args.final_norm)
+    fit = pooled_layers(enc, fit_texts, final_norm=args.final_norm)
+    normed = ", final norm on every layer" if args.final_norm else ""
+    print(f"# {args.model} ({'causal' if args.causal else 'bidirectional'}{normed}), "
+          f"encoded in {time.perf_counter() - t0:.0f}s")
 
     def score(x: np.ndarray) -> float:
         u, v = x[a], x[b]

@@ -29,3 +29,26 @@ def test_layer_probe_prints_every_layer(tmp_path, capsys):
     for ln in table:
         scores = [float(x) for x in ln.strip("|").split("|")[1:]]
         assert len(scores) == 4 and all(-100 <= s <= 100 for s in scores)
+
+
+def test_final_norm_column_is_what_the_pruned_model_outputs(tmp_path):
+    """--final-norm at layer k equals mean pooling of the model cut to its first k blocks."""
+    import copy
+
+    import numpy as np
+
+    from llm2vec_lite import Encoder
+    from llm2vec_lite.modeling import keep_first_layers
+
+    spec = importlib.util.spec_from_file_location("layer_probe", ROOT / "benchmarks" / "layer_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    texts = sentences(12)
+    enc = Encoder.from_pretrained(make_tiny_llama(tmp_path / "tiny", sentences(80), layers=3))
+    normed = probe.pooled_layers(enc, texts, final_norm=True)
+    plain = probe.pooled_layers(enc, texts)
+    assert not np.allclose(normed[:, 1], plain[:, 1])  # the norm changes an inner layer ...
+    np.testing.assert_allclose(normed[:, 3], plain[:, 3])  # ... and not the last, which has it
+    cut = copy.deepcopy(enc)
+    keep_first_layers(cut.model, 2)
+    np.testing.assert_allclose(probe.pooled_layers(cut, texts)[:, 2], normed[:, 2], rtol=1e-5, atol=1e-5)
