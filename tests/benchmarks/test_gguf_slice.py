@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from benchmark_module import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[2]
 pytest.importorskip("gguf")
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("gguf_slice", ROOT / "benchmarks" / "gguf_slice.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gguf_slice"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-gguf_slice = _load()
+gguf_slice = load_benchmark("gguf_slice")
 
 
 def test_sliced_gguf_equals_the_full_model_cut_to_its_first_blocks(smollm2_gguf, tmp_path):

@@ -13,19 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from benchmark_module import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_bench"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-gpu_bench = _load()
+gpu_bench = load_benchmark("gpu_bench")
 
 
 @pytest.fixture
@@ -233,7 +226,6 @@ def test_make_batch_lengths_and_padding():
 def test_gpu_sh_without_cuda_stops_after_env_with_a_skip(tmp_path):
     import os
     import subprocess
-    import sys
 
     # a python whose torch sees no CUDA even on a GPU machine, so the skip path is what runs
     shim = tmp_path / "python"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
+
+from benchmark_module import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "recipes"))
@@ -13,9 +14,7 @@ from tiny_project import make_tiny_llama, sentences  # noqa: E402
 
 
 def test_layer_probe_prints_every_layer(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("layer_probe", ROOT / "benchmarks" / "layer_probe.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = load_benchmark("layer_probe")
     texts = sentences(80)
     model = make_tiny_llama(tmp_path / "tiny", texts, layers=3)
     (tmp_path / "sts").mkdir()
@@ -40,9 +39,7 @@ def test_final_norm_column_is_what_the_pruned_model_outputs(tmp_path):
     from llm2vec_lite import Encoder
     from llm2vec_lite.modeling import keep_first_layers
 
-    spec = importlib.util.spec_from_file_location("layer_probe", ROOT / "benchmarks" / "layer_probe.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = load_benchmark("layer_probe")
     texts = sentences(12)
     enc = Encoder.from_pretrained(make_tiny_llama(tmp_path / "tiny", sentences(80), layers=3))
     normed = probe.pooled_layers(enc, texts, final_norm=True)

@@ -7,26 +7,17 @@ shared shapes, the llm2vec-lite command line, the table, and the folder rewrite 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from benchmark_module import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-race = _load("llm2vec_race", ROOT / "benchmarks" / "llm2vec_race.py")
-export = _load("race_export", ROOT / "benchmarks" / "race" / "export.py")
+race = load_benchmark("llm2vec_race")
+export = load_benchmark("race_export", "race/export.py")
 
 
 def test_defaults_race_every_stage_in_bf16():
