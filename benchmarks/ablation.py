@@ -125,11 +125,7 @@ def run_row(row: Row, args: argparse.Namespace) -> Row:
     if args.dtype:
         kwargs["dtype"] = args.dtype
     start = time.perf_counter()
-    encoder = Encoder.from_pretrained(model_path, **kwargs)
-    if row.num_layers is not None:
-        from llm2vec_lite.modeling import keep_first_layers
-
-        keep_first_layers(encoder.model, row.num_layers)
+    encoder = Encoder.from_pretrained(model_path, num_layers=row.num_layers, **kwargs)
     row.load_s = time.perf_counter() - start
     start = time.perf_counter()
     res = evaluate_sts(

@@ -151,6 +151,7 @@ class Encoder:
         gguf_file: str | None = None,
         bidirectional: bool | None = None,
         window: str | None = None,
+        num_layers: int | None = None,
         **hf_kwargs: Any,
     ) -> Encoder:
         """Load an encoder folder, a plain decoder (hub id or folder) or a GGUF file.
@@ -171,6 +172,8 @@ class Encoder:
                 causal baseline.
             window: ``None`` = the folder's saved window (``"full"`` for plain decoders), or
                 ``"full"`` / ``"keep"`` (docs/patches.md).
+            num_layers: keep only the first N transformer blocks: a decoder cut where its vectors
+                are best (a recipe's ``num_layers``, untrained). ``None`` keeps them all.
             **hf_kwargs: passed to ``from_pretrained`` (``revision``, ``trust_remote_code``...).
                 Remote code only runs when you pass ``trust_remote_code=True``.
 
@@ -214,6 +217,7 @@ class Encoder:
             device=device,
             bidirectional=bidirectional,
             window=window,
+            num_layers=num_layers,
             **hf_kwargs,
         )
         model.eval()

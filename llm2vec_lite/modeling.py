@@ -79,6 +79,7 @@ def load_model(
     device: str | torch.device | None = None,
     bidirectional: bool = True,
     window: str = "full",
+    num_layers: int | None = None,
     **hf_kwargs: Any,
 ):
     """Load a decoder and its tokenizer, bidirectional unless ``bidirectional=False``.
@@ -94,6 +95,8 @@ def load_model(
         device: where to put the model.
         bidirectional: apply the bidirectional patch (the point of this library).
         window: ``"full"`` or ``"keep"`` for sliding-window families (see docs/patches.md).
+        num_layers: keep only the first N transformer blocks (:func:`keep_first_layers`; a
+            recipe's ``num_layers``). ``None`` keeps them all.
         **hf_kwargs: passed to ``from_pretrained`` (``trust_remote_code``, ``revision``...).
 
     Returns:
@@ -101,6 +104,7 @@ def load_model(
 
     Raises:
         UnsupportedArchitectureError: If ``bidirectional`` and the architecture has no patch.
+        UsageError: If ``num_layers`` is not between 1 and the model's number of blocks.
     """
     from transformers import AutoModel, AutoModelForCausalLM
 
@@ -130,6 +134,8 @@ def load_model(
             model.to(torch.float32)
     if bidirectional:
         enable_bidirectional(model, window=window)
+    if num_layers is not None:
+        keep_first_layers(model, num_layers)
     if device is not None:
         model = model.to(device)
     return model, tokenizer

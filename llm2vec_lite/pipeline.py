@@ -445,12 +445,9 @@ def _load_input(recipe, index: int, head: str):
         gguf_file=gguf_file,
         bidirectional=recipe.bidirectional,
         window=recipe.window,
+        num_layers=recipe.num_layers if from_base else None,  # later stages load the pruned folder
         **hub,
     )
-    if from_base and recipe.num_layers is not None:  # later stages load the already pruned folder
-        from llm2vec_lite.modeling import keep_first_layers
-
-        keep_first_layers(model, recipe.num_layers)
     return model, tokenizer
 
 

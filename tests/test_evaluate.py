@@ -492,19 +492,16 @@ def test_cli_eval_wires_gguf_file_for_real(tmp_path, smollm2_gguf):
     assert main([*args[:3], "no-such.gguf", *args[4:]]) == 1  # a wrong name fails, one line
 
 
-def test_cli_eval_num_layers_prunes_the_loaded_encoder(tmp_path, encoder, fake_encoder_module, monkeypatch):
-    """--num-layers N cuts the loaded model to its first N blocks (as a recipe's num_layers) and says so."""
-    from llm2vec_lite import modeling
+def test_cli_eval_num_layers_reaches_the_loader(tmp_path, fake_encoder_module):
+    """--num-layers N asks the loader for the first N blocks (as a recipe's num_layers) and says so."""
     from llm2vec_lite.cli import main
 
-    cut = []
-    encoder.model = "the loaded network"
-    monkeypatch.setattr(modeling, "keep_first_layers", lambda model, n: cut.append((model, n)) or model)
     _write_tsv(tmp_path / "stsb.tsv", PAIRS)
     out = tmp_path / "out.json"
     assert main(["eval", "m", "--num-layers", "3", "--datasets", "stsb", "--data-dir", str(tmp_path),
                  "--json", str(out)]) == 0
-    assert cut == [("the loaded network", 3)]
+    assert fake_encoder_module["num_layers"] == 3
     assert json.loads(out.read_text())["settings"]["num_layers"] == 3
+    fake_encoder_module.clear()
     assert main(["eval", "m", "--datasets", "stsb", "--data-dir", str(tmp_path)]) == 0
-    assert len(cut) == 1  # not pruned without the flag
+    assert "num_layers" not in fake_encoder_module  # not pruned without the flag

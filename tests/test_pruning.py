@@ -49,3 +49,20 @@ def test_pruned_model_saves_and_reloads_smaller(tmp_path, tiny_model):
 def test_out_of_range_depth_is_a_usage_error(tiny_model, n):
     with pytest.raises(UsageError, match="choose 1..3"):
         keep_first_layers(tiny_model("llama", num_hidden_layers=3), n)
+
+
+def test_encoder_from_pretrained_num_layers_loads_the_cut_model(tmp_path, tiny_model, tiny_tokenizer):
+    """Encoder.from_pretrained(num_layers=N) encodes exactly as the full model cut by keep_first_layers."""
+    from llm2vec_lite import Encoder
+
+    full = tiny_model("llama", num_hidden_layers=3)
+    full.save_pretrained(tmp_path)
+    tiny_tokenizer(full.config.vocab_size).save_pretrained(tmp_path)
+    cut = Encoder.from_pretrained(tmp_path, num_layers=2)
+    assert len(cut.model.layers) == 2 and cut.model.config.num_hidden_layers == 2
+    whole = Encoder.from_pretrained(tmp_path)
+    keep_first_layers(whole.model, 2)
+    texts = ["w5 w6 w7", "w8 w9"]
+    torch.testing.assert_close(cut.encode(texts, convert_to="torch"), whole.encode(texts, convert_to="torch"))
+    with pytest.raises(UsageError, match="choose 1..3"):
+        Encoder.from_pretrained(tmp_path, num_layers=4)

@@ -89,14 +89,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     # Data first: a typo in --datasets fails in a second, not after the model has loaded.
     suite = load_sts_suite(args.datasets, data_dir=args.data_dir)
     kwargs = {"bidirectional": False} if args.causal else {}  # else: the folder's own setting (default on)
-    for key in ("pooling", "max_length", "dtype", "gguf_file", "device"):
+    for key in ("pooling", "max_length", "dtype", "gguf_file", "device", "num_layers"):
         if getattr(args, key, None) is not None:
             kwargs[key] = getattr(args, key)
     encoder = Encoder.from_pretrained(args.model, **kwargs)
-    if getattr(args, "num_layers", None) is not None:
-        from llm2vec_lite.modeling import keep_first_layers
-
-        keep_first_layers(encoder.model, args.num_layers)
     results = evaluate_sts(
         encoder,
         suite,
