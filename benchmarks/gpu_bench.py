@@ -148,21 +148,27 @@ CONFIGS = {"qwen2-0.5b": qwen2_05b_config, "tiny": tiny_config}
 
 
 def skip_reason(attn: str, device: str, training: bool = False) -> str | None:
-    """Why ``attn`` cannot run on ``device`` here (None when it can); ``training``: with a backward pass."""
+    """Why ``attn`` cannot run on ``device`` here (None when it can); ``training``: with a backward pass.
+
+    The backend rules are the library's own preflight (``checks.training_backend_problems``), so
+    the benchmark skips exactly what ``llm2vec-lite convert`` would refuse; flex attention only
+    needs them for training (it encodes on the CPU).
+    """
     import torch
+
+    from llm2vec_lite.checks import training_backend_problems
 
     if device.startswith("cuda") and not torch.cuda.is_available():
         return (f"no CUDA device (torch {torch.__version__}, torch.cuda.is_available() is False); "
                 "run on a machine with an NVIDIA GPU")
-    if attn == "flex_attention" and not device.startswith("cuda") and training:
-        return "flex_attention has no backward pass on CPU in torch (inference only there)"
-    if attn == "flash_attention_2":
-        if not device.startswith("cuda"):
-            return "flash_attention_2 needs a CUDA device"
-        if importlib.util.find_spec("flash_attn") is None:
-            return ("the flash_attn package is not installed (benchmarks/gpu.sh installs a prebuilt wheel "
-                    "when one matches this torch/CUDA/Python; set FLASH_ATTN_WHEEL to a wheel file or URL)")
-    return None
+    if attn == "flex_attention" and not training:
+        return None
+    problems = training_backend_problems(attn, device)
+    if not problems:
+        return None
+    if "flash_attn package is not installed" in problems[0]:
+        return problems[0] + "; benchmarks/gpu.sh installs a prebuilt wheel when one matches (FLASH_ATTN_WHEEL: a wheel file or URL)"
+    return problems[0]
 
 
 def measure_matmul_tflops(device: str, dtype_name: str = "bf16", size: int = 4096, seconds: float = 1.0) -> float:

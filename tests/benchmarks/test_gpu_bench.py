@@ -91,7 +91,7 @@ def test_flash_skip_names_the_missing_package(no_flash, monkeypatch):
 
 
 def test_flash_on_cpu_is_skipped_even_when_installed():
-    assert gpu_bench.skip_reason("flash_attention_2", "cpu") == "flash_attention_2 needs a CUDA device"
+    assert "flash-attention runs on CUDA GPUs only" in gpu_bench.skip_reason("flash_attention_2", "cpu")
     assert gpu_bench.skip_reason("sdpa", "cpu") is None
 
 
@@ -180,8 +180,8 @@ def test_train_loop_runs_on_cpu_and_reports_mfu(capsys):
             "--batch", "4", "--seq-len", "16", "--steps", "2", "--warmup", "1", "--peak-tflops", "1.0", "--json"]
     assert gpu_bench.main(argv) == 0
     out = capsys.readouterr().out
-    assert "SKIP train (flash_attention_2): flash_attention_2 needs a CUDA device" in out
-    assert "SKIP train (flex_attention): flex_attention has no backward pass on CPU" in out
+    assert "SKIP train (flash_attention_2): attn_implementation = 'flash_attention_2': flash-attention runs on CUDA" in out
+    assert "SKIP train (flex_attention): attn_implementation = 'flex_attention': torch has no flex-attention backward on CPU" in out
     import json
 
     (row,) = json.loads(out.strip().splitlines()[-1])
