@@ -496,6 +496,14 @@ class SimCSEStage(StageBase):
 
     kind: Literal["simcse"] = Field(description="unsupervised SimCSE (LLM2Vec step 3)")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout applied in the model, in [0, 1)")
+    hidden_dropout: float | None = Field(
+        None,
+        ge=0,
+        lt=1,
+        description="dropout on every attention and MLP sublayer output (BERT's hidden dropout, which "
+        "decoders lack), in [0, 1); null = none. Use it when attention dropout leaves the two views "
+        "nearly identical (the stage's pos_cos near 1 and loss near 0 from the first steps)",
+    )
     temperature: float = Field(0.05, gt=0, description="softmax temperature tau of InfoNCE")
     projection: ProjectionSettings | None = Field(None, description=_PROJECTION_DESCRIPTION)
 
@@ -722,7 +730,7 @@ class Recipe(_Strict):
         for i, stage in enumerate(data["stages"]):
             for key in _STAGE_UNHASHED:
                 stage.pop(key, None)
-            _drop_unset(stage, ("schedule_steps", "projection"))
+            _drop_unset(stage, ("schedule_steps", "projection", "hidden_dropout"))
             if stage["schedule"] == "constant" and stage["warmup_steps"]:
                 # 'constant' used to skip the warmup; its weights differ now, so must its fingerprint.
                 stage["schedule"] = "constant_with_warmup"

@@ -54,3 +54,64 @@ def test_dropout_makes_the_two_views_differ(recipe):
     # Dropout masks come from the RNG: the loss moves away from the dropout-free value, and with it.
     assert abs(first.item() - no_dropout.item()) > 1e-4
     assert abs(first.item() - second.item()) > 1e-5
+
+
+def _views(stage, model, batch, recipe):
+    """The two dropout views' embeddings of one batch, as the stage's loss sees them."""
+    from llm2vec_lite.stages.base import concat_batches
+    from llm2vec_lite.tokenization import _pad_id
+
+    both = concat_batches([batch.data, batch.data], _pad_id(stage.tokenizer))
+    emb = embed(model, both, recipe.pooling)
+    n = batch.data.input_ids.shape[0]
+    return emb[:n], emb[n:]
+
+
+def test_hidden_dropout_separates_views_that_attention_dropout_alone_leaves_equal(recipe):
+    model, tok = load_tiny(recipe)
+    plain = _stage(recipe, dropout=0.0)
+    plain.setup(model, tok)
+    model.train()
+    batch = next(plain.batches(0))
+    a, b = _views(plain, model, batch, recipe)
+    torch.testing.assert_close(a, b)  # no noise at all: identical views
+    plain.cleanup(model)
+
+    stage = _stage(recipe, dropout=0.0, hidden_dropout=0.3)
+    stage.setup(model, tok)
+    model.train()
+    torch.manual_seed(0)
+    a, b = _views(stage, model, batch, recipe)
+    assert (a - b).abs().max() > 1e-3  # the sublayer hooks alone make the views differ
+    model.eval()
+    a, b = _views(stage, model, batch, recipe)
+    torch.testing.assert_close(a, b)  # hooks act in training mode only
+    stage.cleanup(model)
+    model.train()
+    a, b = _views(plain, model, batch, recipe)
+    torch.testing.assert_close(a, b)  # cleanup removed every hook
+
+
+def test_hidden_dropout_hooks_every_attention_and_mlp_sublayer(recipe):
+    from llm2vec_lite.modeling import decoder_layers
+    from llm2vec_lite.stages.simcse import add_hidden_dropout
+
+    model, _ = load_tiny(recipe)
+    holder, name = decoder_layers(model)
+    handles = add_hidden_dropout(model, 0.1)
+    assert len(handles) == 2 * len(getattr(holder, name))
+    for block in getattr(holder, name):
+        assert block.self_attn._forward_hooks and block.mlp._forward_hooks
+    for h in handles:
+        h.remove()
+    assert not any(block.mlp._forward_hooks for block in getattr(holder, name))
+
+
+def test_hidden_dropout_unset_keeps_the_stage_fingerprint(recipe):
+    """Adding the field changed no finished stage: unset (null) is left out of the hash; a value counts."""
+    assert recipe.stages[1].hidden_dropout is None
+    assert "hidden_dropout" not in recipe._hashable()["stages"][1]
+    changed = recipe.model_copy(deep=True)
+    changed.stages[1] = changed.stages[1].model_copy(update={"hidden_dropout": 0.1})
+    assert changed.stage_fingerprint(1) != recipe.stage_fingerprint(1)
+    assert changed.stage_fingerprint(0) == recipe.stage_fingerprint(0)
