@@ -320,6 +320,26 @@ def test_fingerprint_survives_moving_the_project(project, tmp_path_factory):
     assert load_recipe(moved / "recipe.yaml").fingerprint == load_recipe(project / "recipe.yaml").fingerprint
 
 
+def test_fingerprint_of_a_model_under_home_ignores_the_checkouts_depth(project, tmp_path_factory, monkeypatch):
+    """A base model outside the project (a GGUF assembled into ~/.cache) counts as ~/..., so two
+    checkouts at different depths (/work/main, /tmp/ci/main) share their stages' fingerprints."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    (home / ".cache").mkdir()
+    (home / ".cache" / "m.gguf").write_bytes(b"GGUF")
+    shallow = tmp_path_factory.mktemp("a") / "proj"
+    deep = tmp_path_factory.mktemp("b") / "x" / "y" / "proj"
+    for where in (shallow, deep):
+        shutil.copytree(project, where)
+    over = ["base_model=~/.cache/m.gguf"]
+    one, two = load_recipe(shallow / "recipe.yaml", over), load_recipe(deep / "recipe.yaml", over)
+    assert one._hashable()["base_model"] == "~/.cache/m.gguf"
+    assert one.fingerprint == two.fingerprint
+    assert one._hashable()["stages"][0]["data"] == two._hashable()["stages"][0]["data"]  # inside: relative
+
+
 def test_stage_fingerprint_depends_only_on_earlier_stages(project):
     path = project / "recipe.yaml"
     a = load_recipe(path)

@@ -746,11 +746,22 @@ class Recipe(_Strict):
         return data
 
     def _portable(self, path: str, local_only: bool = False) -> str:
-        """A local path relative to the recipe folder, so moving the project keeps fingerprints."""
+        """A local path as it survives moving the project, so fingerprints do not depend on where
+        the repository is checked out.
+
+        Inside the project (the recipe folder's parent: ``recipes/../data``) a path counts relative
+        to the recipe folder. Outside it, under the home folder (a model assembled into
+        ``~/.cache``), it counts as ``~/...``: relative to the recipe folder it would change with
+        the checkout's depth (``/work/main`` against ``/tmp/ci/main``). Anything else stays absolute.
+        """
         if self._source_path is None or not os.path.isabs(path):
             return path
         if local_only and not _looks_local(path):
             return path
+        target = Path(path).resolve()
+        if not target.is_relative_to(self.base_dir.resolve().parent):
+            home = Path.home().resolve()
+            return "~/" + target.relative_to(home).as_posix() if target.is_relative_to(home) else target.as_posix()
         return Path(os.path.relpath(path, self.base_dir)).as_posix()
 
     @property
