@@ -19,7 +19,7 @@ attention and MLP sublayer, before it joins the residual stream (:func:`add_hidd
 hooks removed in cleanup). Attention dropout alone can leave the two views nearly the same vector:
 on Gemma 3 (13 blocks) attention dropout 0.3 gave views at cosine 0.93 with in-batch negatives at
 0.45, an InfoNCE loss of 0.01 at temperature 0.05 before any training, so nothing to learn
-(docs/results.md, "SimCSE's two views").
+(docs/results.md, "SimCSE that learns on Gemma").
 
 Inputs: one text column. Embeddings use the recipe's pooling, through the same
 ``tokenize`` + ``pooling.embed`` path as the encoder.
@@ -31,6 +31,7 @@ References:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import torch
@@ -46,6 +47,12 @@ from llm2vec_lite.stages.base import (
     local_slice,
 )
 from llm2vec_lite.tokenization import _pad_id, tokenize
+
+logger = logging.getLogger(__name__)
+
+#: First-batch InfoNCE loss below which the two views are too alike to learn from (Gemma 3 with
+#: attention dropout 0.1: 0.004; with hidden_dropout 0.1: 0.17; SmolLM2 through whitening: 0.3-1.3).
+SATURATED_LOSS = 0.05
 
 
 def set_dropout(model, p: float) -> list[tuple[object, str, float]]:
@@ -119,6 +126,25 @@ def add_hidden_dropout(model, p: float) -> list:
     return handles
 
 
+def warn_if_saturated(loss: float, pos_cos: float, neg_cos: float, cfg) -> bool:
+    """Warn (once, at the first batch) when the two views are too alike for SimCSE to learn.
+
+    Before any training the loss is already what the stage will train against: near zero means the
+    noise leaves each text's views closer to each other than to anything else by a wide margin,
+    so every step's gradient is tiny. Returns whether it warned.
+    """
+    if loss >= SATURATED_LOSS:
+        return False
+    hint = (f"raise hidden_dropout (now {cfg.hidden_dropout})" if cfg.hidden_dropout
+            else "set hidden_dropout: 0.1 (dropout on every attention/MLP output)")
+    logger.warning(
+        "simcse: the two dropout views are nearly identical before training (loss %.4f, view cosine %.3f, "
+        "in-batch negatives %.3f): the stage has little to learn. %s; benchmarks/simcse_views.py "
+        "measures the settings without training", loss, pos_cos, neg_cos, hint,
+    )
+    return True
+
+
 class SimCSEStage(Stage):
     """Unsupervised SimCSE over the texts of one column (see module docstring)."""
 
@@ -130,6 +156,7 @@ class SimCSEStage(Stage):
         self.texts: list[str] | None = None
         self._saved: list = []
         self._hooks: list = []
+        self._first_batch_checked = False
 
     def check_data(self) -> None:
         """Read the texts now so a bad file fails before any model loads. Raises DataError."""
@@ -167,8 +194,13 @@ class SimCSEStage(Stage):
         candidates = gather_with_grad(emb[n:])  # (world * n, dim)
         rank, _ = process_rank()
         positive = torch.arange(n, device=emb.device) + rank * n
-        self.record(**contrastive_stats(emb[:n], candidates, positive))
-        return info_nce(emb[:n], candidates, self.cfg.temperature, positive)
+        stats = contrastive_stats(emb[:n], candidates, positive)
+        self.record(**stats)
+        loss = info_nce(emb[:n], candidates, self.cfg.temperature, positive)
+        if not self._first_batch_checked:
+            self._first_batch_checked = True
+            warn_if_saturated(float(loss), float(stats["pos_cos"]), float(stats["neg_cos"]), self.cfg)
+        return loss
 
     def cleanup(self, model) -> None:
         """Restore the model's own dropout settings."""

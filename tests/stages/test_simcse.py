@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tiny_project import load_tiny
 
@@ -115,3 +116,32 @@ def test_hidden_dropout_unset_keeps_the_stage_fingerprint(recipe):
     changed.stages[1] = changed.stages[1].model_copy(update={"hidden_dropout": 0.1})
     assert changed.stage_fingerprint(1) != recipe.stage_fingerprint(1)
     assert changed.stage_fingerprint(0) == recipe.stage_fingerprint(0)
+
+
+def test_saturated_first_batch_warns_with_the_fix(recipe, caplog):
+    from llm2vec_lite.stages.simcse import warn_if_saturated
+
+    cfg = recipe.stages[1]
+    with caplog.at_level("WARNING", logger="llm2vec_lite.stages.simcse"):
+        assert warn_if_saturated(0.004, 0.976, 0.44, cfg)
+    assert "set hidden_dropout: 0.1" in caplog.text and "0.976" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="llm2vec_lite.stages.simcse"):
+        assert not warn_if_saturated(0.17, 0.82, 0.47, cfg)  # views far enough apart: learns
+        assert warn_if_saturated(0.01, 0.93, 0.45, cfg.model_copy(update={"hidden_dropout": 0.05}))
+    assert "raise hidden_dropout (now 0.05)" in caplog.text
+
+
+def test_only_the_first_batch_is_checked(recipe, monkeypatch):
+    from llm2vec_lite.stages import simcse
+
+    seen = []
+    monkeypatch.setattr(simcse, "warn_if_saturated", lambda loss, pos, neg, cfg: seen.append(loss) or False)
+    model, tok = load_tiny(recipe)
+    stage = _stage(recipe, dropout=0.1)
+    stage.setup(model, tok)
+    model.train()
+    batches = stage.batches(0)
+    first = stage.loss(model, next(batches))
+    stage.loss(model, next(batches))
+    assert seen == [pytest.approx(float(first))]
