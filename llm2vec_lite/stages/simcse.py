@@ -179,6 +179,8 @@ class SimCSEStage(Stage):
     def batches(self, start: int) -> Iterator[StageBatch]:
         """Tokenized texts of this process's slice of global batch ``start``, ``start + 1``, ..."""
         m = start
+        if start > 0:  # a resumed run: its first batch is no longer "before training"
+            self._first_batch_checked = True
         while True:
             texts = [self.texts[i] for i in self.sampler.batch(m)][self.rows]
             tb = tokenize(self.tokenizer, texts, max_length=self.max_length, add_eos=needs_eos(self.pooling))

@@ -145,3 +145,7 @@ def test_only_the_first_batch_is_checked(recipe, monkeypatch):
     first = stage.loss(model, next(batches))
     stage.loss(model, next(batches))
     assert seen == [pytest.approx(float(first))]
+    resumed = _stage(recipe, dropout=0.1)
+    resumed.setup(model, tok)
+    resumed.loss(model, next(resumed.batches(5)))  # a resumed run's first batch is mid-training
+    assert len(seen) == 1
