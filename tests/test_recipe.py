@@ -322,7 +322,7 @@ def test_fingerprint_survives_moving_the_project(project, tmp_path_factory):
 
 def test_fingerprint_of_a_model_under_home_ignores_the_checkouts_depth(project, tmp_path_factory, monkeypatch):
     """A base model outside the project (a GGUF assembled into ~/.cache) counts as ~/..., so two
-    checkouts at different depths (/work/main, /tmp/ci/main) share their stages' fingerprints."""
+    checkouts at different depths share their stages' fingerprints."""
     import shutil
 
     home = tmp_path_factory.mktemp("home")

@@ -752,7 +752,7 @@ class Recipe(_Strict):
         Inside the project (the recipe folder's parent: ``recipes/../data``) a path counts relative
         to the recipe folder. Outside it, under the home folder (a model assembled into
         ``~/.cache``), it counts as ``~/...``: relative to the recipe folder it would change with
-        the checkout's depth (``/work/main`` against ``/tmp/ci/main``). Anything else stays absolute.
+        the checkout's depth (a clone two folders deep against one four deep). Anything else stays absolute.
         """
         if self._source_path is None or not os.path.isabs(path):
             return path

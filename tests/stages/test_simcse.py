@@ -15,6 +15,14 @@ def _stage(recipe, **changes):
     return SimCSEStage(recipe.stages[1].model_copy(update=changes), recipe, 1)
 
 
+def _training(recipe, model, tok, **changes):
+    """A set-up stage with the model in training mode, and its first batch."""
+    stage = _stage(recipe, **changes)
+    stage.setup(model, tok)
+    model.train()
+    return stage, next(stage.batches(0))
+
+
 def _attention_dropouts(model) -> set[float]:
     return {m.attention_dropout for m in model.modules() if hasattr(m, "attention_dropout")}
 
@@ -32,20 +40,14 @@ def test_setup_sets_attention_dropout_and_cleanup_restores_it(recipe):
 
 def test_without_dropout_both_views_are_the_same_embedding(recipe):
     model, tok = load_tiny(recipe)
-    stage = _stage(recipe, dropout=0.0)
-    stage.setup(model, tok)
-    model.train()
-    batch = next(stage.batches(0))
+    stage, batch = _training(recipe, model, tok, dropout=0.0)
     emb = embed(model, batch.data, recipe.pooling)  # one view
     torch.testing.assert_close(stage.loss(model, batch), info_nce(emb, emb, 0.05), rtol=1e-4, atol=1e-5)
 
 
 def test_dropout_makes_the_two_views_differ(recipe):
     model, tok = load_tiny(recipe)
-    stage = _stage(recipe, dropout=0.5)
-    stage.setup(model, tok)
-    model.train()
-    batch = next(stage.batches(0))
+    stage, batch = _training(recipe, model, tok, dropout=0.5)
     torch.manual_seed(0)
     first = stage.loss(model, batch)
     torch.manual_seed(1)
@@ -70,17 +72,12 @@ def _views(stage, model, batch, recipe):
 
 def test_hidden_dropout_separates_views_that_attention_dropout_alone_leaves_equal(recipe):
     model, tok = load_tiny(recipe)
-    plain = _stage(recipe, dropout=0.0)
-    plain.setup(model, tok)
-    model.train()
-    batch = next(plain.batches(0))
+    plain, batch = _training(recipe, model, tok, dropout=0.0)
     a, b = _views(plain, model, batch, recipe)
     torch.testing.assert_close(a, b)  # no noise at all: identical views
     plain.cleanup(model)
 
-    stage = _stage(recipe, dropout=0.0, hidden_dropout=0.3)
-    stage.setup(model, tok)
-    model.train()
+    stage, _ = _training(recipe, model, tok, dropout=0.0, hidden_dropout=0.3)
     torch.manual_seed(0)
     a, b = _views(stage, model, batch, recipe)
     assert (a - b).abs().max() > 1e-3  # the sublayer hooks alone make the views differ
