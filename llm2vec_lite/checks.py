@@ -363,6 +363,35 @@ def _size_problems(recipe, stages: dict[int, Any], tokenizer, processes: int) ->
     return problems
 
 
+def _hidden_dropout_problems(recipe, config: dict[str, Any] | None) -> list[str]:
+    """``hidden_dropout`` on a family whose blocks lack an attention or MLP submodule.
+
+    The model is built from its config on the meta device (no weights, no memory), and the same
+    function that places the hooks (:func:`~llm2vec_lite.stages.simcse.hidden_dropout_targets`)
+    looks for the submodules.
+    """
+    indices = [i for i, s in enumerate(recipe.stages) if getattr(s, "hidden_dropout", None)]
+    if config is None or not indices or not config.get("model_type"):
+        return []
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    from llm2vec_lite.stages.simcse import hidden_dropout_targets
+
+    try:
+        cfg = AutoConfig.for_model(**config)
+        with torch.device("meta"):
+            skeleton = AutoModel.from_config(cfg)
+    except Exception as e:  # noqa: BLE001 (an unknown or remote-code family: checked when the stage starts)
+        logger.debug("hidden_dropout preflight skipped: cannot build %s on meta: %s", config.get("model_type"), e)
+        return []
+    try:
+        hidden_dropout_targets(skeleton)
+    except Llm2VecError as e:
+        return [f"stages[{i}].hidden_dropout: {str(e).removeprefix('hidden_dropout: ')}" for i in indices]
+    return []
+
+
 def _local_only(stage_cfg) -> bool:
     return all(src.hub is None for src in stage_cfg.sources())
 
@@ -391,6 +420,7 @@ def preflight(recipe, *, stages: dict[int, Any] | None = None, processes: int | 
     problems = list(recipe_problems(recipe)) + training_backend_problems(recipe.attn_implementation, training_device())
     config, more, path, gguf_file = _read_base_config(recipe)
     problems += more + _architecture_problems(recipe, config) + _depth_problems(recipe, config)
+    problems += _hidden_dropout_problems(recipe, config)
     tokenizer = None
     if not more and (config is not None or Path(path).exists()):
         from llm2vec_lite.modeling import load_tokenizer

@@ -162,3 +162,18 @@ def test_preflight_refuses_flex_training_on_cpu_before_weights_load(project, mon
     recipe = load_recipe(project, ["attn_implementation=flex_attention"])
     with pytest.raises(RecipeError, match="attn_implementation = 'flex_attention': torch has no flex-attention backward"):
         checks.preflight(recipe)
+
+
+def test_hidden_dropout_on_blocks_without_an_mlp_fails_before_weights_load(project, monkeypatch):
+    """The check builds the model on the meta device and asks the function that places the hooks."""
+    from llm2vec_lite.recipe import load_recipe
+    from llm2vec_lite.stages import simcse
+
+    recipe = load_recipe(project, ["stages.1.hidden_dropout=0.1"])
+    assert recipe.stages[1].kind == "simcse"
+    assert checks._hidden_dropout_problems(recipe, checks._read_base_config(recipe)[0]) == []
+    monkeypatch.setattr(simcse, "_MLP_NAMES", ("feed_forward_that_no_family_has",))
+    monkeypatch.setattr(
+        "llm2vec_lite.modeling.load_model", lambda *a, **k: pytest.fail("weights loaded before the check"))
+    with pytest.raises(RecipeError, match=r"stages\[1\].hidden_dropout: block 0 \(\w+DecoderLayer\) has none of"):
+        checks.preflight(recipe)

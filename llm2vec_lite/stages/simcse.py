@@ -87,21 +87,46 @@ _ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
 _MLP_NAMES = ("mlp", "feed_forward", "ffn")
 
 
-def add_hidden_dropout(model, p: float) -> list:
-    """Dropout ``p`` on each block's attention and MLP outputs, in training mode only.
+def hidden_dropout_targets(model) -> list[torch.nn.Module]:
+    """The attention and the MLP module of every transformer block, in order (two a block).
 
-    Forward hooks on the sublayer modules of every transformer block (``self_attn``/``attn`` and
-    ``mlp``), so it works on any family without touching its code; a module returning a tuple
-    (attention: output, weights) has its first element dropped out.
-
-    Returns:
-        The hook handles; ``handle.remove()`` each to undo.
+    One place decides where ``hidden_dropout`` acts: :func:`add_hidden_dropout` hooks these, and
+    the preflight check (:mod:`llm2vec_lite.checks`) calls it on a weightless (meta-device) copy
+    of the base model, so a family without such submodules fails before any weights load.
 
     Raises:
         UsageError: If a block has no attention or MLP submodule under a known name.
     """
     from llm2vec_lite.errors import UsageError
     from llm2vec_lite.modeling import decoder_layers
+
+    holder, name = decoder_layers(model)
+    targets = []
+    for i, block in enumerate(getattr(holder, name)):
+        for names in (_ATTENTION_NAMES, _MLP_NAMES):
+            sub = next((getattr(block, n) for n in names if isinstance(getattr(block, n, None), torch.nn.Module)), None)
+            if sub is None:
+                raise UsageError(
+                    f"hidden_dropout: block {i} ({type(block).__name__}) has none of {', '.join(names)}; "
+                    "leave hidden_dropout unset for this model"
+                )
+            targets.append(sub)
+    return targets
+
+
+def add_hidden_dropout(model, p: float) -> list:
+    """Dropout ``p`` on each block's attention and MLP outputs, in training mode only.
+
+    Forward hooks on the sublayer modules of every transformer block (:func:`hidden_dropout_targets`),
+    so it works on any family without touching its code; a module returning a tuple
+    (attention: output, weights) has its first element dropped out.
+
+    Returns:
+        The hook handles; ``handle.remove()`` each to undo.
+
+    Raises:
+        UsageError: If a block has no attention or MLP submodule under a known name (no hook is left).
+    """
 
     def hook(module, inputs, output):
         if not module.training:
@@ -110,20 +135,7 @@ def add_hidden_dropout(model, p: float) -> list:
             return (torch.nn.functional.dropout(output[0], p, True), *output[1:])
         return torch.nn.functional.dropout(output, p, True)
 
-    holder, name = decoder_layers(model)
-    handles = []
-    for i, block in enumerate(getattr(holder, name)):
-        for names in (_ATTENTION_NAMES, _MLP_NAMES):
-            sub = next((getattr(block, n) for n in names if isinstance(getattr(block, n, None), torch.nn.Module)), None)
-            if sub is None:
-                for h in handles:
-                    h.remove()
-                raise UsageError(
-                    f"hidden_dropout: block {i} ({type(block).__name__}) has none of {', '.join(names)}; "
-                    "leave hidden_dropout unset for this model"
-                )
-            handles.append(sub.register_forward_hook(hook))
-    return handles
+    return [sub.register_forward_hook(hook) for sub in hidden_dropout_targets(model)]
 
 
 def warn_if_saturated(loss: float, pos_cos: float, neg_cos: float, cfg) -> bool:
