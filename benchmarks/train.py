@@ -318,27 +318,32 @@ def memory_runs(args, base: dict, files: dict[str, str]) -> list[dict]:
     """Peak RSS of one supervised step: a plain batch against a much larger GradCache batch.
 
     ``--memory 32:512:96`` compares a plain batch of 32 rows (triplets) with a GradCache batch of
-    512 rows embedded in chunks of 96 texts (32 triplets' worth), at the recipe's max_length.
+    512 rows embedded in chunks of 96 texts (32 triplets' worth), at the recipe's max_length. The
+    plain side runs 512 / 32 = 16 steps: the same texts through the same number of forward and
+    backward passes as the one GradCache step, so allocator growth over many passes (glibc keeps
+    freed blocks) counts on both sides alike.
     """
     plain, big, chunk = (int(x) for x in args.memory.split(":"))
-    runs = [("plain", {"batch_size": plain}), ("gradcache", {"batch_size": big, "gradcache_chunk_size": chunk})]
-    args.warmup, args.steps, args.profile, args.batch = 0, 1, 0, None
+    runs = [("plain", {"batch_size": plain}, max(1, big // plain)),
+            ("gradcache", {"batch_size": big, "gradcache_chunk_size": chunk}, 1)]
+    args.warmup, args.profile, args.batch = 0, 0, None
     out = []
-    for label, changes in runs:
+    for label, changes, steps in runs:
+        args.steps = steps
         folder = Path(tempfile.mkdtemp(prefix=f"l2v-mem-{label}-"))
         try:
             raw = run_one(stage_recipe("supervised", base, folder, files, args, **changes), None, 0, 0,
                           args.threads, None if args.omp_wait == "inherit" else args.omp_wait.upper())
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        out.append({"run": label, **changes, "peak_rss_mib": raw["peak_rss_mib"],
-                    "step_s": raw["metrics"][0]["time_s"]})
+        out.append({"run": label, **changes, "steps": steps, "peak_rss_mib": raw["peak_rss_mib"],
+                    "step_s": sum(m["time_s"] for m in raw["metrics"]) / len(raw["metrics"])})
         print(json.dumps(out[-1]), file=sys.stderr, flush=True)
-    print("\n| supervised step | batch (triplets) | GradCache chunk (texts) | step (s) | peak RSS (MiB) |")
-    print("|---|---:|---:|---:|---:|")
+    print("\n| supervised run | batch (triplets) | GradCache chunk (texts) | steps | s/step | peak RSS (MiB) |")
+    print("|---|---:|---:|---:|---:|---:|")
     for r in out:
-        print(f"| {r['run']} | {r['batch_size']} | {r.get('gradcache_chunk_size', '-')} | {r['step_s']:.0f} | "
-              f"{r['peak_rss_mib']:.0f} |")
+        print(f"| {r['run']} | {r['batch_size']} | {r.get('gradcache_chunk_size', '-')} | {r['steps']} | "
+              f"{r['step_s']:.0f} | {r['peak_rss_mib']:.0f} |")
     return out
 
 
