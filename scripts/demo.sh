@@ -40,11 +40,8 @@ echo "conversion wall time: $(( $(date +%s) - start )) s"
 # when an override or another recipe left that out.
 if [ -f "$out/final/eval.json" ]; then
   cp "$out/final/eval.json" "$out/sts.json"
-  python - "$out/sts.json" <<'PY'
-import json, sys
-for name, s in json.load(open(sys.argv[1]))["datasets"].items():
-    print(f"{name}: Spearman {s['spearman']:.2f}  Pearson {s['pearson']:.2f}  ({s['n_pairs']} pairs)")
-PY
+  python -c 'import json, sys; from llm2vec_lite.evaluate import format_table
+print(format_table(json.load(open(sys.argv[1]))))' "$out/sts.json"   # the table `eval` prints
 else
   llm2vec-lite eval "$out/final" --datasets stsb --data-dir data/sts --json "$out/sts.json"
 fi
