@@ -237,10 +237,16 @@ def main() -> None:
     p.add_argument("--omp-wait", choices=["passive", "active", "inherit"], default="passive",
                    help="OMP_WAIT_POLICY of every measured process (passive: what the llm2vec-lite command sets)")
     p.add_argument("--data-dir", type=Path, default=ROOT.parent / "shared" / "data")
-    p.add_argument("--memory", default=None, metavar="PLAIN:BIG:CHUNK",
-                   help="also compare peak RSS of a plain supervised batch with a GradCache batch (e.g. 32:512:96)")
+    p.add_argument("--memory", default=None, metavar="PLAIN:BIG:CHUNK[:PLAIN_STEPS]",
+                   help="also compare peak RSS of a plain supervised batch with a GradCache batch (e.g. 32:512:96); "
+                        "the plain side runs BIG/PLAIN steps unless PLAIN_STEPS says otherwise")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
     args = p.parse_args()
+    if args.memory:
+        try:
+            parse_memory(args.memory)
+        except ValueError as e:
+            p.error(str(e))
     if args.warmup < 1:
         p.error("--warmup must be at least 1 (the first step builds kernels and caches)")
     if args.model is None:
@@ -314,6 +320,23 @@ def main() -> None:
         args.json.write_text(json.dumps({"peaks": peaks, "results": results, "memory": memory}, indent=1))
 
 
+def parse_memory(text: str) -> tuple[int, int, int, int]:
+    """``"32:512:96"`` -> ``(32, 512, 96, 16)``; ``"32:512:96:1"`` -> ``(32, 512, 96, 1)``.
+
+    Raises:
+        ValueError: If the text is not 3 or 4 positive integers joined by colons.
+    """
+    parts = text.split(":")
+    try:
+        values = [int(x) for x in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (3, 4) or min(values) < 1:
+        raise ValueError(f"--memory {text!r}: write PLAIN:BIG:CHUNK[:PLAIN_STEPS], positive integers, e.g. 32:512:96")
+    plain, big, chunk = values[:3]
+    return plain, big, chunk, values[3] if len(values) == 4 else max(1, big // plain)
+
+
 def memory_runs(args, base: dict, files: dict[str, str]) -> list[dict]:
     """Peak RSS of one supervised step: a plain batch against a much larger GradCache batch.
 
@@ -321,10 +344,11 @@ def memory_runs(args, base: dict, files: dict[str, str]) -> list[dict]:
     512 rows embedded in chunks of 96 texts (32 triplets' worth), at the recipe's max_length. The
     plain side runs 512 / 32 = 16 steps: the same texts through the same number of forward and
     backward passes as the one GradCache step, so allocator growth over many passes (glibc keeps
-    freed blocks) counts on both sides alike.
+    freed blocks) counts on both sides alike. A fourth field (``32:512:96:1``) sets the plain side's
+    steps instead: one plain step is the peak of "a batch of 32", at a sixteenth of the time.
     """
-    plain, big, chunk = (int(x) for x in args.memory.split(":"))
-    runs = [("plain", {"batch_size": plain}, max(1, big // plain)),
+    plain, big, chunk, plain_steps = parse_memory(args.memory)
+    runs = [("plain", {"batch_size": plain}, plain_steps),
             ("gradcache", {"batch_size": big, "gradcache_chunk_size": chunk}, 1)]
     args.warmup, args.profile, args.batch = 0, 0, None
     out = []
