@@ -31,6 +31,7 @@ Usage::
     python benchmarks/train.py --stages supervised --steps 3    # one stage, quick
     python benchmarks/train.py --profile 2                      # + torch.profiler breakdown of 2 steps
     python benchmarks/train.py --stages "" --memory 32:512:96  # GradCache memory vs a plain batch
+    python benchmarks/train.py --stages "" --memory 32:512:96:1  # ... against one plain step of 32
 
 ``--profile N`` records N steps after the warmup with ``torch.profiler`` and prints where the time
 goes by category (matmuls, attention, dropout, casts, norms, LoRA, optimizer, loss, other ops, and
