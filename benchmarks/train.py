@@ -243,9 +243,9 @@ def main() -> None:
                         "the plain side runs BIG/PLAIN steps unless PLAIN_STEPS says otherwise")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
     args = p.parse_args()
-    if args.memory:
+    if args.memory:  # parsed once here, so a bad spec stops the run before any measurement
         try:
-            parse_memory(args.memory)
+            args.memory = parse_memory(args.memory)
         except ValueError as e:
             p.error(str(e))
     if args.warmup < 1:
@@ -348,7 +348,7 @@ def memory_runs(args, base: dict, files: dict[str, str]) -> list[dict]:
     freed blocks) counts on both sides alike. A fourth field (``32:512:96:1``) sets the plain side's
     steps instead: one plain step is the peak of "a batch of 32", at a sixteenth of the time.
     """
-    plain, big, chunk, plain_steps = parse_memory(args.memory)
+    plain, big, chunk, plain_steps = args.memory  # parse_memory's tuple (main parsed the spec)
     runs = [("plain", {"batch_size": plain}, plain_steps),
             ("gradcache", {"batch_size": big, "gradcache_chunk_size": chunk}, 1)]
     args.warmup, args.profile, args.batch = 0, 0, None
