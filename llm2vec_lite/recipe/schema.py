@@ -538,6 +538,11 @@ class SupervisedStage(StageBase):
     document_instruction: str | None = Field(
         None, description="instruction put before each positive and negative"
     )
+    symmetric: bool = Field(
+        False,
+        description="also score each positive against every anchor of the batch and average the two "
+        "losses (in-batch negatives on both sides of a pair)",
+    )
     gradcache_chunk_size: int | None = Field(
         None, gt=0, description="GradCache micro-batch size (large batches in little memory); null = off"
     )
@@ -731,6 +736,8 @@ class Recipe(_Strict):
             for key in _STAGE_UNHASHED:
                 stage.pop(key, None)
             _drop_unset(stage, ("schedule_steps", "projection", "hidden_dropout"))
+            if stage.get("symmetric") is False:  # added later: off hashes as before it existed
+                stage.pop("symmetric")
             if stage["schedule"] == "constant" and stage["warmup_steps"]:
                 # 'constant' used to skip the warmup; its weights differ now, so must its fingerprint.
                 stage["schedule"] = "constant_with_warmup"

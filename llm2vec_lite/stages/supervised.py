@@ -5,7 +5,10 @@ positive of the global batch, then every hard negative (documents, with their do
 
     loss_i = -log( exp(s(q_i, d_i+)/tau) / ( sum_j exp(s(q_i, d_j+)/tau) + sum_j exp(s(q_i, d_j-)/tau) ) )
 
-with ``s`` the cosine similarity. Under ``accelerate launch`` candidates are gathered from all
+with ``s`` the cosine similarity. With ``symmetric: true`` the loss also runs the other way, each
+positive against every anchor of the batch (its own is the target; hard negatives take no part),
+and the two are averaged: both sides of a pair get in-batch negatives, as STS's symmetric scoring
+treats them. Under ``accelerate launch`` candidates are gathered from all
 processes WITH gradients (:func:`llm2vec_lite.losses.gather_with_grad`), so two processes with 4
 rows each train exactly like one process with 8.
 
@@ -234,7 +237,14 @@ class SupervisedStage(Stage):
         local = layout.keys.to(device)
         mask = false_negative_mask(local, gather(local), positive, self.cfg.hard_negatives)
         self.record(**contrastive_stats(queries, candidates, positive, mask))
-        return info_nce(queries, candidates, self.cfg.temperature, positive, mask)
+        loss = info_nce(queries, candidates, self.cfg.temperature, positive, mask)
+        if not self.cfg.symmetric:
+            return loss
+        # the other way: each positive picks its own anchor out of every anchor of the batch
+        swap = torch.tensor([GROUP, POSITIVE, QUERY, NEGATIVE, HAS_NEGATIVE], device=device)
+        back_mask = false_negative_mask(local[:, swap], gather(local)[:, swap], positive, False)
+        back = info_nce(positives, gather_with_grad(queries), self.cfg.temperature, positive, back_mask)
+        return (loss + back) / 2
 
     def loss(self, model, batch: StageBatch) -> torch.Tensor:
         """Embed the whole batch in one forward and take the InfoNCE loss."""

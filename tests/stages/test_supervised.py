@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from tiny_project import load_tiny
 
@@ -62,9 +63,47 @@ def test_pairs_without_hard_negatives_use_in_batch_negatives_only(recipe):
     assert not torch.allclose(loss, info_nce(q, torch.cat([pos, neg]), 0.05), rtol=1e-3)
 
 
-def test_gradcache_gives_the_plain_loss_and_parameter_gradients(recipe, accelerator):
+def test_symmetric_adds_positives_scored_against_all_anchors(recipe):
+    """symmetric: true = the mean of anchor -> (positives + hard negatives) and positive -> anchors."""
     model, tok = load_tiny(recipe)
-    plain, cached = _stage(recipe), _stage(recipe, gradcache_chunk_size=5)
+    stage = _stage(recipe, symmetric=True)
+    stage.setup(model, tok)
+    model.eval()
+    batch = next(stage.batches(0))
+    rows = [stage.rows_data[i] for i in stage.sampler.batch(0)]
+    assert len({r.texts[0] for r in rows}) == len(rows)  # distinct anchors: nothing to mask
+
+    def emb(texts):
+        return embed(model, tokenize(tok, texts, max_length=64), "mean")
+
+    q, pos, neg = (emb([r.texts[k] for r in rows]) for k in range(3))
+    forward = info_nce(q, torch.cat([pos, neg]), 0.05)
+    got = stage.loss(model, batch)
+    torch.testing.assert_close(got, (forward + info_nce(pos, q, 0.05)) / 2, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(got, forward, rtol=1e-3)
+
+
+def test_symmetric_masks_duplicate_texts_both_ways(recipe):
+    """Row 0's positive "b" is row 1's anchor: each direction leaves that copy out of the negatives."""
+    from llm2vec_lite.data import InstructedRow
+    from llm2vec_lite.stages.supervised import BatchLayout, row_keys
+
+    stage = _stage(recipe, symmetric=True, hard_negatives=False)
+    rows = [InstructedRow(texts=("a", "b")), InstructedRow(texts=("b", "c")), InstructedRow(texts=("d", "e"))]
+    layout = BatchLayout(n=3, negative_rows=torch.zeros(0, dtype=torch.long), keys=row_keys(rows))
+    torch.manual_seed(0)
+    q, pos = torch.randn(3, 8), torch.randn(3, 8)
+    forward_mask, back_mask = torch.zeros(3, 3, dtype=torch.bool), torch.zeros(3, 3, dtype=torch.bool)
+    forward_mask[1, 0] = True  # anchor "b" against row 0's positive "b"
+    back_mask[0, 1] = True  # positive "b" against row 1's anchor "b"
+    want = (info_nce(q, pos, 0.05, mask=forward_mask) + info_nce(pos, q, 0.05, mask=back_mask)) / 2
+    torch.testing.assert_close(stage.embedding_loss(torch.cat([q, pos]), layout), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_gradcache_gives_the_plain_loss_and_parameter_gradients(recipe, accelerator, symmetric):
+    model, tok = load_tiny(recipe)
+    plain, cached = _stage(recipe, symmetric=symmetric), _stage(recipe, gradcache_chunk_size=5, symmetric=symmetric)
     plain.setup(model, tok)
     cached.setup(model, tok)
     assert not plain.supports_gradcache() and cached.supports_gradcache()
@@ -139,3 +178,13 @@ def test_rows_carry_their_own_query_instruction_and_none_on_documents(recipe, tm
         assert int(batch.pool_mask[k].sum()) < int(batch.attention_mask[k].sum())  # instruction unpooled
         check(4 + k, f"positive {i} a", None)
         check(8 + k, f"negative {i} of", None)
+
+
+def test_symmetric_off_keeps_the_stage_fingerprint(recipe):
+    """Adding the field changed no finished stage: false (the default) hashes as before; true counts."""
+    assert recipe.stages[2].symmetric is False
+    assert "symmetric" not in recipe._hashable()["stages"][2]
+    changed = recipe.model_copy(deep=True)
+    changed.stages[2] = changed.stages[2].model_copy(update={"symmetric": True})
+    assert changed.stage_fingerprint(2) != recipe.stage_fingerprint(2)
+    assert changed.stage_fingerprint(1) == recipe.stage_fingerprint(1)
