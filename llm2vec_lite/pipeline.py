@@ -46,6 +46,7 @@ from llm2vec_lite.checkpoint import atomic_dir, write_json
 from llm2vec_lite.errors import RecipeError, UsageError
 from llm2vec_lite.projection import load_projection
 from llm2vec_lite.recipe_eval import CURVE_FILE, EVAL_FILE, curve_callback, evaluate_final
+from llm2vec_lite.runtime import allocator_advice
 
 if TYPE_CHECKING:
     from llm2vec_lite.trainer import StepCallback
@@ -379,6 +380,8 @@ def convert(
     from llm2vec_lite.trainer import make_accelerator
 
     acc = accelerator or make_accelerator(recipe.autocast)
+    if acc.device.type == "cpu" and acc.is_main_process and (advice := allocator_advice()):
+        logger.info(advice)
     ran_any = False
     for p, stage in zip(plans, stages, strict=True):
         if p.index not in to_train:

@@ -81,3 +81,31 @@ def test_cli_sets_a_passive_openmp_wait_policy_unless_the_user_chose():
     env.pop("OMP_WAIT_POLICY")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "None"  # too late once torch is loaded: nothing is pretended
+
+
+def test_allocator_advice_names_an_installed_jemalloc(tmp_path, monkeypatch):
+    from llm2vec_lite.runtime import allocator_advice
+
+    monkeypatch.setattr("sys.platform", "linux")
+    glibc_only = "7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    (tmp_path / "libjemalloc.so.2").write_bytes(b"")
+    advice = allocator_advice(glibc_only, (str(tmp_path),))
+    assert advice is not None and f"LD_PRELOAD={tmp_path / 'libjemalloc.so.2'}" in advice
+
+
+def test_allocator_advice_says_how_to_install_when_none_is_found(tmp_path, monkeypatch):
+    from llm2vec_lite.runtime import allocator_advice
+
+    monkeypatch.setattr("sys.platform", "linux")
+    advice = allocator_advice("/usr/lib/x86_64-linux-gnu/libc.so.6\n", (str(tmp_path),))
+    assert advice is not None and "apt install libjemalloc2" in advice
+
+
+def test_allocator_advice_is_silent_when_jemalloc_or_tcmalloc_is_loaded_or_off_linux(tmp_path, monkeypatch):
+    from llm2vec_lite.runtime import allocator_advice
+
+    monkeypatch.setattr("sys.platform", "linux")
+    for lib in ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/libtcmalloc_minimal.so.4.5.9"):
+        assert allocator_advice(f"7f00-7f01 r-xp 0 08:01 1 {lib}\n", (str(tmp_path),)) is None
+    monkeypatch.setattr("sys.platform", "darwin")
+    assert allocator_advice("", (str(tmp_path),)) is None

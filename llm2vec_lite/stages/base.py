@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +41,7 @@ __all__ = [
     "concat_batches",
     "local_slice",
     "slice_batch",
+    "strided_chunks",
 ]
 
 # Contrastive stages embed their batch in length-sorted groups of at most this many padded tokens
@@ -365,6 +366,21 @@ def concat_batches(batches: list[TokenizedBatch], pad_id: int) -> TokenizedBatch
     )
 
 
-def slice_batch(batch: TokenizedBatch, rows: slice) -> TokenizedBatch:
+def slice_batch(batch: TokenizedBatch, rows: slice | Sequence[int]) -> TokenizedBatch:
     """Rows ``rows`` of ``batch`` (a GradCache chunk), with all-padding columns removed."""
-    return batch.take(range(batch.input_ids.shape[0])[rows])
+    if isinstance(rows, slice):
+        rows = range(batch.input_ids.shape[0])[rows]
+    return batch.take(rows)
+
+
+def strided_chunks(size: int, chunk: int) -> list[list[int]]:
+    """Rows ``0..size-1`` in ``ceil(size / chunk)`` chunks of at most ``chunk``, taken with a stride.
+
+    Why a stride: a contrastive batch lists its queries, then its positives, then its negatives,
+    and queries (NLI premises) run about twice as long as the rest. Consecutive chunks would put
+    only premises in the first ones, so the first chunks would hold up to twice the activations
+    of a plain batch of the same number of texts; strided chunks hold the same mix as the batch,
+    and GradCache's peak memory stays that of a plain batch of ``chunk`` texts.
+    """
+    count = -(-size // chunk)
+    return [list(range(k, size, count)) for k in range(count)]

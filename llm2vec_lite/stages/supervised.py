@@ -25,8 +25,9 @@ its positive's text (a duplicate); a hard negative is left out when its text is 
 positive's. Rows are compared through integer ids (:class:`BatchLayout`), gathered across processes
 like the embeddings, so the mask is the same on one process or many, with or without GradCache.
 
-GradCache (``gradcache_chunk_size``): a batch too large for memory is embedded in chunks without
-gradients; the loss and its gradient with respect to the (detached) embeddings are computed once;
+GradCache (``gradcache_chunk_size``): a batch too large for memory is embedded in chunks (strided,
+so each mixes queries and documents as the batch does: :func:`~llm2vec_lite.stages.base.strided_chunks`)
+without gradients; the loss and its gradient with respect to the (detached) embeddings are computed once;
 then each chunk is embedded again with gradients and ``sum(emb * d loss / d emb)`` is
 back-propagated. The torch RNG state is saved before each chunk's first pass and restored for its
 second, so dropout masks match and the parameter gradients equal those of the plain loss
@@ -68,6 +69,7 @@ from llm2vec_lite.stages.base import (
     concat_batches,
     local_slice,
     slice_batch,
+    strided_chunks,
 )
 from llm2vec_lite.tokenization import TokenizedBatch, _pad_id, tokenize
 
@@ -269,7 +271,7 @@ class SupervisedStage(Stage):
         """
         tb: TokenizedBatch = batch.data.to(next(model.parameters()).device)
         size, chunk = tb.input_ids.shape[0], self.cfg.gradcache_chunk_size
-        chunks = [slice(i, min(i + chunk, size)) for i in range(0, size, chunk)]
+        chunks = strided_chunks(size, chunk)  # each chunk mixes queries and documents like the batch
         cpu_states, cuda_states, parts = [], [], []
         with torch.no_grad():  # pass 1: embeddings only, remembering each chunk's RNG state
             for rows in chunks:
@@ -278,7 +280,8 @@ class SupervisedStage(Stage):
                 parts.append(
                     self.embed(model, slice_batch(tb, rows))
                 )
-        emb = torch.cat(parts).detach().requires_grad_(True)  # (size, dim)
+        order = torch.tensor([i for rows in chunks for i in rows], device=tb.input_ids.device)
+        emb = torch.cat(parts)[torch.argsort(order)].requires_grad_(True)  # batch order: (size, dim)
         loss = self.embedding_loss(emb, batch.meta)
         loss.backward()  # d loss / d emb (across processes through gather_with_grad)
         grad = emb.grad * scale  # (size, dim)

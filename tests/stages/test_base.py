@@ -15,6 +15,7 @@ from llm2vec_lite.stages.base import (
     concat_batches,
     local_slice,
     slice_batch,
+    strided_chunks,
 )
 from llm2vec_lite.tokenization import TokenizedBatch
 
@@ -114,6 +115,23 @@ def test_concat_then_slice_gives_back_each_part_trimmed():
     back = slice_batch(both, slice(0, 2))
     torch.testing.assert_close(back.input_ids, a.input_ids)
     torch.testing.assert_close(back.attention_mask, a.attention_mask)
+
+
+def test_strided_chunks_cover_every_row_once_and_mix_the_batch():
+    chunks = strided_chunks(12, 4)
+    assert chunks == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
+    assert sorted(i for c in strided_chunks(1536, 96) for i in c) == list(range(1536))
+    uneven = strided_chunks(10, 4)  # 3 chunks, none over 4 rows
+    assert len(uneven) == 3 and max(map(len, uneven)) <= 4 and sum(map(len, uneven)) == 10
+    # a batch of 32 (query, positive, negative) rows in 96-text chunks: each chunk 32/32/32 like the batch
+    for c in strided_chunks(3 * 512, 96):
+        assert [sum(1 for i in c if lo <= i < lo + 512) for lo in (0, 512, 1024)] == [32, 32, 32]
+
+
+def test_slice_batch_takes_listed_rows():
+    both = concat_batches([_tb([[5, 6], [7]]), _tb([[1, 2, 3, 4]])], pad_id=0)
+    picked = slice_batch(both, [1, 0])
+    torch.testing.assert_close(picked.input_ids, torch.tensor([[7, 0], [5, 6]]))
 
 
 def test_registry_knows_the_three_stages_and_refuses_duplicates():

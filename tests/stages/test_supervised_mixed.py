@@ -150,7 +150,7 @@ def test_false_negative_mask_by_group_query_text_duplicates_and_empty_slots():
 
 def _uniform_stage() -> SupervisedStage:
     stage = SupervisedStage.__new__(SupervisedStage)
-    stage.cfg = SimpleNamespace(hard_negatives=True, temperature=0.05)
+    stage.cfg = SimpleNamespace(hard_negatives=True, temperature=0.05, symmetric=False)
     return stage
 
 
