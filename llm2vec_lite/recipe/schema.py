@@ -736,8 +736,7 @@ class Recipe(_Strict):
             for key in _STAGE_UNHASHED:
                 stage.pop(key, None)
             _drop_unset(stage, ("schedule_steps", "projection", "hidden_dropout"))
-            if stage.get("symmetric") is False:  # added later: off hashes as before it existed
-                stage.pop("symmetric")
+            _drop_unset(stage, ("symmetric",), unset=False)
             if stage["schedule"] == "constant" and stage["warmup_steps"]:
                 # 'constant' used to skip the warmup; its weights differ now, so must its fingerprint.
                 stage["schedule"] = "constant_with_warmup"
@@ -820,12 +819,13 @@ def _stage_ref(value: str | None) -> int | None:
     return int(m.group(1) or m.group(2)) if m else None
 
 
-def _drop_unset(mapping: dict[str, Any], keys: Sequence[str]) -> None:
-    """Leave fields added after fingerprints existed out of the hash while unset (null), so adding
-    them to the schema keeps every finished stage of an older recipe finished."""
+def _drop_unset(mapping: dict[str, Any], keys: Sequence[str], unset: Any = None) -> None:
+    """Leave fields added after fingerprints existed out of the hash while unset (``unset``: null,
+    or the value a later flag's default keeps, e.g. False), so adding them to the schema keeps
+    every finished stage of an older recipe finished."""
     for key in keys:
-        if mapping.get(key) is None:
-            mapping.pop(key, None)
+        if key in mapping and mapping[key] is unset:
+            mapping.pop(key)
 
 
 def _digest(data: Any) -> str:

@@ -75,6 +75,9 @@ from llm2vec_lite.tokenization import TokenizedBatch, _pad_id, tokenize
 
 # Columns of BatchLayout.keys: ids (-1 = none) that say when two rows are the same for the loss.
 GROUP, QUERY, POSITIVE, NEGATIVE, HAS_NEGATIVE = range(5)
+# The same columns with query and positive exchanged: the keys as the symmetric loss's reverse
+# direction (positives as queries, anchors as candidates) sees them.
+SWAPPED = [GROUP, POSITIVE, QUERY, NEGATIVE, HAS_NEGATIVE]
 
 
 @dataclass
@@ -237,14 +240,14 @@ class SupervisedStage(Stage):
         rank, _ = process_rank()
         positive = torch.arange(n, device=device) + rank * n
         local = layout.keys.to(device)
-        mask = false_negative_mask(local, gather(local), positive, self.cfg.hard_negatives)
+        everyone = gather(local)  # one all-gather of the ids serves both directions
+        mask = false_negative_mask(local, everyone, positive, self.cfg.hard_negatives)
         self.record(**contrastive_stats(queries, candidates, positive, mask))
         loss = info_nce(queries, candidates, self.cfg.temperature, positive, mask)
         if not self.cfg.symmetric:
             return loss
         # the other way: each positive picks its own anchor out of every anchor of the batch
-        swap = torch.tensor([GROUP, POSITIVE, QUERY, NEGATIVE, HAS_NEGATIVE], device=device)
-        back_mask = false_negative_mask(local[:, swap], gather(local)[:, swap], positive, False)
+        back_mask = false_negative_mask(local[:, SWAPPED], everyone[:, SWAPPED], positive, False)
         back = info_nce(positives, gather_with_grad(queries), self.cfg.temperature, positive, back_mask)
         return (loss + back) / 2
 
