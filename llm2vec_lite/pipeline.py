@@ -463,11 +463,14 @@ def _input_projection(recipe, index: int):
 
 def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallback] = ()) -> None:
     """Load, adapt, train, merge and save one stage (atomically)."""
+    import torch
     from accelerate.utils import set_seed
     from peft import get_peft_model
 
+    from llm2vec_lite.frozen_base import frozen_linears_in
     from llm2vec_lite.lora import lora_config, share_lora_dropout
     from llm2vec_lite.patches import enable_bidirectional
+    from llm2vec_lite.runtime import training_attention
     from llm2vec_lite.trainer import LoopSettings, train
 
     t0 = time.perf_counter()
@@ -481,19 +484,29 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     stage.projection = _input_projection(recipe, p.index)  # trained through, then carried forward
     model = stage.setup(model, tokenizer)
     model.config.use_cache = False
+    loaded_attention = model.config._attn_implementation
+    train_attention = training_attention(loaded_attention, acc.device, acc.mixed_precision)
+    if train_attention:
+        logger.info("stage %d %s: training with %s attention (%s is slow to train on a CPU in bf16)",
+                    p.index + 1, p.kind, train_attention, loaded_attention)
+        model.set_attn_implementation(train_attention)
     model = get_peft_model(model, lora_config(recipe, p.index))
     share_lora_dropout(model)  # one dropout draw per shared input (q/k/v, gate/up)
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
     settings = LoopSettings.from_stage(recipe.stages[p.index], seed)
     curve = curve_callback(recipe, p.index, stage, model, tokenizer, work_dir, main=acc.is_main_process)
-    result = train(
-        stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint,
-        callbacks=[*callbacks, curve] if curve else callbacks,
-    )
+    low = torch.bfloat16 if acc.mixed_precision == "bf16" else None
+    with frozen_linears_in(model, low):  # bf16 storage under bf16 autocast; float32 back for the merge
+        result = train(
+            stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint,
+            callbacks=[*callbacks, curve] if curve else callbacks,
+        )
     stage.cleanup(model)
     merged = model.merge_and_unload()
     merged.config.use_cache = True
+    if train_attention:
+        merged.set_attn_implementation(loaded_attention)  # the saved model keeps the loaded backend
     stage.refit_projection(merged, tokenizer)
     if acc.is_main_process:
         with atomic_dir(p.folder) as tmp:

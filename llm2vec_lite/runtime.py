@@ -35,6 +35,7 @@ __all__ = [
     "cpu_has_fast_bf16",
     "current_rss_mib",
     "mixed_precision",
+    "training_attention",
     "training_device",
 ]
 
@@ -94,6 +95,29 @@ def mixed_precision(requested: str, device: torch.device | str) -> str:
             "run about 100x slower than float32. Use autocast: auto (or none) on this machine."
         )
     return mixed
+
+
+def training_attention(loaded: str | None, device: torch.device | str, mixed: str) -> str | None:
+    """The attention backend to train with, when it should differ from the one the model loaded with.
+
+    Why: on a CPU in bf16, torch's fused sdpa kernel has a slow backward pass. On a 2-core AMX
+    Xeon, forward + backward of a (24, 9, 64, 64) bf16 attention took 25-31 ms through sdpa and
+    6-7 ms written out as matmul + softmax (``eager``); a SmolLM2 supervised step of 64 triplets
+    went from 16.0 to 11.7 s (docs/performance.md). In float32 sdpa is the faster of the two, and
+    on CUDA its flash kernels are, so only the CPU + bf16 case switches. Inference keeps the
+    loaded backend: the saved model is switched back before it is written.
+
+    Args:
+        loaded: the model's ``config._attn_implementation``.
+        device: the training device.
+        mixed: accelerate's mixed precision (``"bf16"``, ``"fp16"``, ``"no"``).
+
+    Returns:
+        ``"eager"`` to train with, or None to keep ``loaded``.
+    """
+    if torch.device(device).type == "cpu" and mixed == "bf16" and loaded == "sdpa":
+        return "eager"
+    return None
 
 
 def current_rss_mib() -> float | None:

@@ -287,3 +287,27 @@ def test_until_then_from_trains_each_stage_once(project):
     assert (out / "01-simcse" / "stage.json").stat().st_mtime_ns == first  # reused, not retrained
     info = json.loads((out / "02-supervised" / "stage.json").read_text())
     assert info["source"] == str(out / "01-simcse")
+
+
+def test_bf16_training_merges_into_float32_and_trains_with_eager_attention(project, caplog):
+    """Under bf16 autocast the frozen base is stored in bf16 for the stage (frozen_base) and a CPU
+    trains with eager attention (runtime.training_attention); the merge must still happen on the
+    float32 base."""
+    from llm2vec_lite.pipeline import convert
+
+    out = project / "out-bf16"
+    recipe = _load(
+        project / "resume.yaml", f"output_dir={out}", "autocast=bf16", "attn_implementation=sdpa",
+        "stages.0.steps=1", "stages.1.steps=2",
+    )
+    with caplog.at_level("INFO", logger="llm2vec_lite.pipeline"):
+        convert(recipe, until=1)
+    assert "training with eager attention (sdpa" in caplog.text
+    w = next(v for k, v in _weights(out / "01-simcse").items() if k.endswith("0.self_attn.q_proj.weight"))
+    base = next(v for k, v in _weights(project / "tiny-llama").items() if k.endswith("0.self_attn.q_proj.weight"))
+    assert w.dtype == torch.float32
+    # merged in float32 onto the exact base, the change is the adapter's B @ A: rank <= r (8);
+    # a base rounded to bf16 anywhere on the way adds full-rank rounding noise
+    singular = torch.linalg.svdvals((w - base).double())
+    assert singular[0] > 0, "the stage changed nothing"
+    assert singular[8] < 1e-4 * singular[0], f"not a rank-8 update: {singular[:10]}"

@@ -161,3 +161,25 @@ def test_verify_is_dtype_aware_in_bfloat16(tiny_model, model_type):
     report = verify(enable_bidirectional(model))
     assert report.dtype == "bfloat16" and report.passed, str(report)
     assert report.tolerance > 1e-2  # bf16 tolerance, not the float32 one
+
+
+@pytest.mark.parametrize("model_type", [mt for mt in ARCHS if {"eager", "sdpa"} <= set(_cpu_backends(mt))])
+def test_switching_sdpa_to_eager_after_the_patch_keeps_it_bidirectional(tiny_model, model_type):
+    """The pipeline trains with eager attention on a bf16 CPU (runtime.training_attention) by
+    switching a loaded, patched sdpa model at run time: the switch must keep both the bidirectional
+    mask and the numbers, and switching back must too."""
+    model = enable_bidirectional(tiny_model(model_type, "sdpa"))
+    ids = torch.randint(4, 128, (2, 7))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0  # padding must stay masked in both backends
+    with torch.no_grad():
+        sdpa = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        model.set_attn_implementation("eager")
+        eager = model(input_ids=ids, attention_mask=mask).last_hidden_state
+        report = verify(model)
+        model.set_attn_implementation("sdpa")
+        back = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert report.passed and report.attn_implementation == "eager", str(report)
+    real = mask.bool()
+    torch.testing.assert_close(eager[real], sdpa[real], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(back, sdpa)
