@@ -30,6 +30,7 @@ Usage::
     python benchmarks/train.py --ref cd1464d                    # before/after in one run
     python benchmarks/train.py --stages supervised --steps 3    # one stage, quick
     python benchmarks/train.py --profile 2                      # + torch.profiler breakdown of 2 steps
+    python benchmarks/train.py --compile --warmup 3             # stages with compile: true
     python benchmarks/train.py --stages "" --memory 32:512:96  # GradCache memory vs a plain batch
     python benchmarks/train.py --stages "" --memory 32:512:96:1  # ... against one plain step of 32
 
@@ -62,18 +63,26 @@ STAGE_KEYS = ("kind", "batch_size", "max_length", "learning_rate", "mask_probabi
               "temperature", "hard_negatives")
 
 
-def matmul_peak(dtype_name: str, size: int = 1024, seconds: float = 1.0) -> float:
-    """GFLOP/s of a square ``size`` matmul in ``dtype_name`` on all this process's threads."""
+def matmul_peak(dtype_name: str, sizes: tuple[int, ...] = (1024, 2048), seconds: float = 1.0) -> float:
+    """GFLOP/s of the fastest square matmul of ``sizes`` in ``dtype_name`` on all this process's threads.
+
+    Several sizes because the peak needs a large enough matrix: on a 2-core AMX Xeon bf16 reached
+    ~990 GFLOP/s at 1024 and ~1750 at 2048 (fp32 ~150 and ~280); a share of the 1024 rate would
+    flatter every training number.
+    """
     import torch
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    a @ b  # warm up (oneDNN primitive creation)
-    n, t0 = 0, time.perf_counter()
-    while n == 0 or time.perf_counter() - t0 < seconds:
-        a @ b
-        n += 1
-    return 2 * size**3 * n / (time.perf_counter() - t0) / 1e9
+    best = 0.0
+    for size in sizes:
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        a @ b  # warm up (oneDNN primitive creation)
+        n, t0 = 0, time.perf_counter()
+        while n == 0 or time.perf_counter() - t0 < seconds:
+            a @ b
+            n += 1
+        best = max(best, 2 * size**3 * n / (time.perf_counter() - t0) / 1e9)
+    return best
 
 
 def model_shape(model_path: str) -> dict[str, int]:
@@ -233,6 +242,8 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=None, help="override every stage's batch_size")
     p.add_argument("--autocast", choices=["auto", "bf16", "none"], default=None, help="override the recipe's")
     p.add_argument("--ref", default=None, help="also measure this commit (git worktree), stage by stage")
+    p.add_argument("--compile", action="store_true",
+                   help="the current side's stages set compile: true (raise --warmup past the compile steps)")
     p.add_argument("--profile", type=int, default=0, help="torch.profiler breakdown over this many steps")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the library's default)")
     p.add_argument("--omp-wait", choices=["passive", "active", "inherit"], default="passive",
@@ -273,14 +284,16 @@ def main() -> None:
             for label, site in sides:
                 folder = work / f"{label}-{kind}"
                 folder.mkdir(parents=True)
-                recipe = stage_recipe(kind, base, folder, files, args)
+                extra = {"compile": True} if args.compile and site is None else {}
+                recipe = stage_recipe(kind, base, folder, files, args, **extra)
                 t0 = time.perf_counter()
                 raw = run_one(recipe, site, args.profile, args.warmup + args.steps, args.threads,
                               None if args.omp_wait == "inherit" else args.omp_wait.upper())
                 # the machine may be busier now than at the start: keep the highest peak seen, so a
                 # share of it is never flattered by a peak measured under load
-                peaks["fp32"] = max(peaks["fp32"], matmul_peak("fp32"))
-                peak = max(peak, peaks["fp32"])
+                for name in peaks:
+                    peaks[name] = max(peaks[name], matmul_peak(name))
+                peak = max(peaks.values())
                 row = summarise(kind, raw, args.warmup, args.steps, shape, base["lora"]["r"],
                                 stage.get("mask_probability", 0.2), peak)
                 row |= {"side": label, "wall_s": time.perf_counter() - t0,

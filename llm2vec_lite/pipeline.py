@@ -491,7 +491,8 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
                     p.index + 1, p.kind, train_attention, loaded_attention)
         model.set_attn_implementation(train_attention)
     model = get_peft_model(model, lora_config(recipe, p.index))
-    share_lora_dropout(model)  # one dropout draw per shared input (q/k/v, gate/up)
+    if not recipe.stages[p.index].compile:  # compiled blocks draw their masks in fused kernels
+        share_lora_dropout(model)  # one dropout draw per shared input (q/k/v, gate/up)
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
     settings = LoopSettings.from_stage(recipe.stages[p.index], seed)

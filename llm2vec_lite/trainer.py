@@ -71,6 +71,7 @@ class LoopSettings:
     weight_decay: float = 0.0
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
+    compile: bool = False
     max_grad_norm: float | None = 1.0
     checkpoint_every: int = 50
     log_every: int = 1
@@ -176,6 +177,10 @@ def train(
         raise TrainingError(f"stage {stage.kind!r}: the model has no trainable parameters")
     if s.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if s.compile:
+        from llm2vec_lite.block_compile import compile_blocks
+
+        logger.info("stage %s: compiling %d transformer blocks (the first steps are slow)", stage.kind, compile_blocks(model))
     optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
     scheduler = make_scheduler(optimizer, s)  # decays towards schedule_steps (default: steps)
 
@@ -289,6 +294,10 @@ def train(
     unwrapped = acc.unwrap_model(model, keep_fp32_wrapper=False)  # drops the autocast forward wrapper
     if s.gradient_checkpointing:
         unwrapped.gradient_checkpointing_disable()
+    if s.compile:
+        from llm2vec_lite.block_compile import uncompile_blocks
+
+        uncompile_blocks(unwrapped)
     acc.free_memory(model, optimizer)  # the accelerator keeps references otherwise
     if main:
         _plot_losses(metrics_path, work_dir / "loss.png", stage.kind)
