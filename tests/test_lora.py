@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llm2vec_lite.lora import SharedInputDropout, _LastInput, share_lora_dropout
+from llm2vec_lite.lora import SharedInputDropout, _LastInput, cpu_dropout, share_lora_dropout
 
 
 def _peft(p: float):
@@ -99,7 +99,7 @@ def test_gradients_match_one_explicit_mask_per_input(seed):
             for seen, dropped in masks:
                 if seen is x:
                     return dropped
-            masks.append((x, torch.nn.functional.dropout(x, p, True)))
+            masks.append((x, cpu_dropout(x, p)))  # the mask the shared dropout draws on a CPU
             return masks[-1][1]
         return drop
 
@@ -111,3 +111,37 @@ def test_gradients_match_one_explicit_mask_per_input(seed):
     assert got.keys() == want.keys() and got
     for name in got:
         torch.testing.assert_close(got[name], want[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("p", [0.05, 0.3])
+def test_cpu_dropout_drops_at_rate_p_and_keeps_the_expectation(p):
+    torch.manual_seed(0)
+    x = torch.full((400, 500), 2.0)
+    out = cpu_dropout(x, p)
+    dropped = (out == 0).float().mean().item()
+    assert abs(dropped - p) < 4 * (p * (1 - p) / x.numel()) ** 0.5  # within 4 standard errors
+    kept = out[out != 0]
+    cut = round(p * 65536)
+    torch.testing.assert_close(kept, torch.full_like(kept, 2.0 * 65536 / (65536 - cut)))
+    assert abs(out.mean().item() - 2.0) < 0.01
+
+
+def test_cpu_dropout_follows_the_torch_seed_and_passes_gradients():
+    x = torch.randn(64, 48, dtype=torch.bfloat16, requires_grad=True)
+    torch.manual_seed(1)
+    a = cpu_dropout(x, 0.2)
+    torch.manual_seed(1)
+    b = cpu_dropout(x, 0.2)
+    assert torch.equal(a, b) and a.dtype == torch.bfloat16
+    a.float().sum().backward()
+    keep = a != 0
+    assert torch.equal(x.grad != 0, keep)  # gradient flows through kept entries only
+
+
+@pytest.mark.parametrize("p", [0.0, 1e-6, 1.0])
+def test_cpu_dropout_outside_the_16_bit_grid_is_plain_dropout(p):
+    x = torch.ones(100, 100)
+    torch.manual_seed(2)
+    want = torch.nn.functional.dropout(x, p, training=True)
+    torch.manual_seed(2)
+    assert torch.equal(cpu_dropout(x, p), want)
