@@ -5,7 +5,8 @@ traces one block, and the compiled graph is reused by the others (one compile, n
 small graph also compiles in tens of seconds. What it buys is fusion: the element-wise work around
 the matmuls (norms, rotary, SiLU, residual adds, LoRA scaling, dtype casts, dropout masks drawn in
 the fused kernel) that eager mode runs as hundreds of separate passes over memory. Measured on
-SmolLM2-135M (docs/performance.md): once compiled, supervised steps run 11-34% faster in float32;
+SmolLM2-135M (docs/performance.md): once compiled, supervised steps run 11-34% faster in float32
+on an AVX2 CPU, and 1.25x faster in bf16 on an AMX one (10.6 -> 8.5 s for 64 triplets);
 compiling costs one to two minutes (plus a recompile per new batch shape, made rarer by
 ``dynamic=True``), so it pays for stages of many steps and is off by default.
 
