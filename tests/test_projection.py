@@ -96,9 +96,17 @@ def test_broken_projection_folder_is_a_model_error(tmp_path):
 
 
 @pytest.fixture
-def parts(tiny_model, tiny_tokenizer):
+def parts(tiny_model, tiny_tokenizer, monkeypatch):
+    """A tiny bidirectional model and tokenizer, encoded in float32 on every machine.
+
+    Encoders reloaded from disk (and the whiten command) pick bf16 autocast on CPUs with AMX or
+    AVX512-BF16; the 1e-5 comparisons below are float32 statements, so bf16 is ruled out here.
+    """
     from llm2vec_lite.patches import enable_bidirectional
 
+    from llm2vec_lite import runtime
+
+    monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
     return enable_bidirectional(tiny_model("llama")), tiny_tokenizer()
 
 
