@@ -26,7 +26,7 @@ import math
 
 import torch
 
-__all__ = ["SharedInputDropout", "cpu_dropout", "lora_config", "share_lora_dropout"]
+__all__ = ["SharedInputDropout", "cpu_dropout", "lora_config", "share_lora_dropout", "with_lora"]
 
 _LANES = 65536  # values of a 16-bit slice: p is rounded to a multiple of 1/65536
 
@@ -59,6 +59,21 @@ def lora_config(recipe, index: int):
         target_modules=lora.target_modules,  # "all-linear": every linear layer except the LM head
         bias="none",
     )
+
+
+def with_lora(model, recipe, index: int):
+    """``model`` wrapped by peft with stage ``index``'s adapter.
+
+    peft reads ``model.is_gradient_checkpointing``, an alias transformers 5 deprecates with a
+    FutureWarning on every read; the user can do nothing about it, so it is silenced here.
+    """
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lora_config(recipe, index))
 
 
 class _LastInput:

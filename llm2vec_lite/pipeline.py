@@ -207,7 +207,6 @@ def count_lora_parameters(recipe, index: int) -> int:
     base model's architecture, so its config stands in for stages whose input does not exist yet.
     """
     import torch
-    from peft import get_peft_model
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 
     from llm2vec_lite.modeling import resolve_gguf, resolve_model_path
@@ -224,9 +223,9 @@ def count_lora_parameters(recipe, index: int) -> int:
         from llm2vec_lite.modeling import keep_first_layers
 
         keep_first_layers(model, recipe.num_layers)
-    from llm2vec_lite.lora import lora_config
+    from llm2vec_lite.lora import with_lora
 
-    peft_model = get_peft_model(model, lora_config(recipe, index))
+    peft_model = with_lora(model, recipe, index)
     return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
 
 
@@ -465,10 +464,10 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     """Load, adapt, train, merge and save one stage (atomically)."""
     import torch
     from accelerate.utils import set_seed
-    from peft import get_peft_model
 
     from llm2vec_lite.frozen_base import frozen_linears_in
-    from llm2vec_lite.lora import lora_config, share_lora_dropout
+    from llm2vec_lite.fused_lora import fused_lora
+    from llm2vec_lite.lora import share_lora_dropout, with_lora
     from llm2vec_lite.patches import enable_bidirectional
     from llm2vec_lite.runtime import training_attention
     from llm2vec_lite.trainer import LoopSettings, train
@@ -490,15 +489,18 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
         logger.info("stage %d %s: training with %s attention (%s is slow to train on a CPU in bf16)",
                     p.index + 1, p.kind, train_attention, loaded_attention)
         model.set_attn_implementation(train_attention)
-    model = get_peft_model(model, lora_config(recipe, p.index))
-    if not recipe.stages[p.index].compile:  # compiled blocks draw their masks in fused kernels
-        share_lora_dropout(model)  # one dropout draw per shared input (q/k/v, gate/up)
+    model = with_lora(model, recipe, p.index)
+    eager = not recipe.stages[p.index].compile  # compiled blocks fuse (and draw masks) themselves
+    if eager:
+        share_lora_dropout(model)  # one dropout draw per shared input where peft's forward runs
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
     settings = LoopSettings.from_stage(recipe.stages[p.index], seed)
     curve = curve_callback(recipe, p.index, stage, model, tokenizer, work_dir, main=acc.is_main_process)
     low = torch.bfloat16 if acc.mixed_precision == "bf16" else None
-    with frozen_linears_in(model, low):  # bf16 storage under bf16 autocast; float32 back for the merge
+    # bf16 storage under bf16 autocast (float32 back for the merge); q/k/v and gate/up adapters
+    # trained through one product each (ordinary weights again for the merge)
+    with frozen_linears_in(model, low), fused_lora(model, enabled=eager):
         result = train(
             stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint,
             callbacks=[*callbacks, curve] if curve else callbacks,
