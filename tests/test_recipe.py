@@ -474,6 +474,12 @@ def test_new_unset_fields_keep_old_fingerprints_and_set_ones_change_them(project
     ):
         assert load_recipe(path, [override]).stage_fingerprint(2) != base.stage_fingerprint(2), override
     assert load_recipe(path, ["stages.2.schedule_steps=40"]).stage_fingerprint(1) == base.stage_fingerprint(1)
+    weighted = ["stages.2.data=[{path: ./triplets.tsv, weight: 1}, {path: ./triplets.tsv, weight: 2}]"]
+    one_source = load_recipe(path, [*weighted, "stages.2.single_source_batches=true"])
+    assert one_source.stage_fingerprint(2) != load_recipe(path, weighted).stage_fingerprint(2)
+    assert load_recipe(path, [*weighted, "stages.2.single_source_batches=false"]).fingerprint == load_recipe(
+        path, weighted
+    ).fingerprint
     # 'constant' now warms up: with warmup its weights (and fingerprint) differ from the old meaning
     constant = load_recipe(path, ["stages.2.schedule=constant", "stages.2.warmup_steps=2"])
     assert constant._hashable()["stages"][2]["schedule"] == "constant_with_warmup"
@@ -488,6 +494,10 @@ def test_new_unset_fields_keep_old_fingerprints_and_set_ones_change_them(project
         (
             ["stages.2.data=[{path: ./triplets.tsv, weight: 2}, {path: ./triplets.tsv}]"],
             r"stages\[2\]: data\[1\]: no weight, while other sources of this stage have one; give every source",
+        ),
+        (
+            ["stages.2.single_source_batches=true"],
+            r"stages\[2\]: single_source_batches: true needs a weight on every data source",
         ),
         (["stages.2.data={path: ./triplets.tsv, weight: 0}"], r"stages\[2\]\.data\.weight = 0: must be > 0"),
         (["stages.2.data={path: ./triplets.tsv, weight: -1.5}"], r"data\.weight = -1.5: must be > 0"),

@@ -548,6 +548,11 @@ class SupervisedStage(StageBase):
         description="also score each positive against every anchor of the batch and average the two "
         "losses (in-batch negatives on both sides of a pair)",
     )
+    single_source_batches: bool = Field(
+        False,
+        description="with weighted sources, draw each batch from one source (picked by weight) instead "
+        "of each row: in-batch negatives then share the positives' source and style",
+    )
     gradcache_chunk_size: int | None = Field(
         None, gt=0, description="GradCache micro-batch size (large batches in little memory); null = off"
     )
@@ -579,6 +584,11 @@ class SupervisedStage(StageBase):
             raise ValueError(
                 f"{', '.join(missing)}: no weight, while other sources of this stage have one; give "
                 "every source a weight (batches mix sources by weight) or none (sources are concatenated)"
+            )
+        if self.single_source_batches and not any(weighted):
+            raise ValueError(
+                "single_source_batches: true needs a weight on every data source (each "
+                "batch picks its source by weight); add weights, or remove single_source_batches"
             )
         return self
 
@@ -741,7 +751,7 @@ class Recipe(_Strict):
             for key in _STAGE_UNHASHED:
                 stage.pop(key, None)
             _drop_unset(stage, ("schedule_steps", "projection", "hidden_dropout"))
-            _drop_unset(stage, ("symmetric",), unset=False)
+            _drop_unset(stage, ("symmetric", "single_source_batches"), unset=False)
             if stage["schedule"] == "constant" and stage["warmup_steps"]:
                 # 'constant' used to skip the warmup; its weights differ now, so must its fingerprint.
                 stage["schedule"] = "constant_with_warmup"

@@ -264,6 +264,10 @@ class WeightedBatchSampler:
         weights: one weight > 0 a source.
         batch_size: rows per global micro-batch.
         seed: shuffling seed.
+        per_batch: draw one source per batch instead of one per row slot: every row of a batch
+            then comes from the same source, so in-batch negatives cannot be told apart by their
+            source's style alone (a caption among NLI premises), and over many steps each source
+            still takes its weight's share of the rows.
 
     Raises:
         DataError: If a source has no rows, a weight is not > 0, or the lists differ in length.
@@ -271,14 +275,16 @@ class WeightedBatchSampler:
 
     CHUNK = 256
 
-    def __init__(self, sizes: list[int], weights: list[float], batch_size: int, seed: int):
+    def __init__(
+        self, sizes: list[int], weights: list[float], batch_size: int, seed: int, *, per_batch: bool = False
+    ):
         if len(sizes) != len(weights) or not sizes:
             raise DataError(f"{len(sizes)} sources but {len(weights)} weights; give one weight a source")
         if any(n < 1 for n in sizes):
             raise DataError(f"source sizes {sizes}: every weighted source needs at least one row")
         if any(not w > 0 for w in weights):
             raise DataError(f"weights {weights}: every weight must be > 0")
-        self.sizes, self.batch_size, self.seed = list(sizes), batch_size, seed
+        self.sizes, self.batch_size, self.seed, self.per_batch = list(sizes), batch_size, seed, per_batch
         self.offsets = [sum(sizes[:i]) for i in range(len(sizes))]
         self._probs = torch.tensor(weights, dtype=torch.float64) / sum(weights)
         self._starts = [torch.zeros(len(sizes), dtype=torch.long)]  # rows read per source before chunk c
@@ -293,13 +299,11 @@ class WeightedBatchSampler:
     def _chunk_slots(self, chunk: int) -> torch.Tensor:
         """(CHUNK, batch_size) source of every slot of the chunk's batches."""
         if self._slots[0] != chunk:
-            draws = torch.multinomial(
-                self._probs,
-                self.CHUNK * self.batch_size,
-                replacement=True,
-                generator=self._generator(0, chunk),
-            )
-            self._slots = (chunk, draws.view(self.CHUNK, self.batch_size))
+            per_chunk = self.CHUNK if self.per_batch else self.CHUNK * self.batch_size
+            draws = torch.multinomial(self._probs, per_chunk, replacement=True, generator=self._generator(0, chunk))
+            if self.per_batch:
+                draws = draws[:, None].expand(self.CHUNK, self.batch_size)
+            self._slots = (chunk, draws.reshape(self.CHUNK, self.batch_size))
         return self._slots[1]
 
     def _start(self, chunk: int) -> torch.Tensor:

@@ -175,7 +175,9 @@ class SupervisedStage(Stage):
         self.fit_projection(model, tokenizer, [t for r in self.rows_data for t in r.texts[:2] if t])
         weights = [src.weight for src in self.cfg.sources()]
         if all(w is not None for w in weights):
-            self.sampler = WeightedBatchSampler(self.source_sizes, weights, self.cfg.batch_size, self.seed)
+            self.sampler = WeightedBatchSampler(
+                self.source_sizes, weights, self.cfg.batch_size, self.seed, per_batch=self.cfg.single_source_batches
+            )
         else:
             self.sampler = BatchSampler(len(self.rows_data), self.cfg.batch_size, self.seed)
         self.rows = local_slice(self.cfg.batch_size)

@@ -79,6 +79,20 @@ def test_weighted_sampler_cycles_each_source_through_all_its_rows_before_repeati
     assert small[:10] != small[10:20]  # and each pass reshuffles
 
 
+def test_single_source_batches_keep_each_batch_in_one_source_and_the_shares():
+    sizes, weights = [32, 500, 8], [1.0, 2.0, 1.0]  # multiples of 4: no batch straddles two passes
+    s = WeightedBatchSampler(sizes, weights, 4, seed=0, per_batch=True)
+    counts = [0, 0, 0]
+    for k in range(2000):
+        batch = s.batch(k)
+        sources = {_source(i, sizes) for i in batch}
+        assert len(sources) == 1 and len(set(batch)) == 4  # one source, no row twice
+        counts[sources.pop()] += 1
+    assert [c / sum(counts) for c in counts] == pytest.approx([0.25, 0.5, 0.25], abs=0.03)
+    resumed = WeightedBatchSampler(sizes, weights, 4, seed=0, per_batch=True)
+    assert [resumed.batch(k) for k in (1999, 3, 700)] == [s.batch(k) for k in (1999, 3, 700)]
+
+
 def test_weighted_sampler_refuses_bad_weights_and_empty_sources():
     with pytest.raises(DataError, match="every weight must be > 0"):
         WeightedBatchSampler([3, 3], [1.0, 0.0], 2, seed=0)
