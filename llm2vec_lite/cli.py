@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if argv is None and args.command == "convert" and not getattr(args, "dry_run", False):
+        from llm2vec_lite.allocator import restart_with_jemalloc
+
+        restart_with_jemalloc()  # before torch loads; returns only when it does not apply
     try:
         return int(args.func(args) or 0)
     except Llm2VecError as e:  # usage errors exit 2, everything else 1 (docs/errors.md)

