@@ -17,7 +17,8 @@ matmuls, with the input cast to the compute dtype once per group instead of once
 Base weights become views of one concatenated tensor for the length of the block (no extra
 copy); on exit each gets its own storage again, so merging and saving see ordinary weights.
 Anything the fused path does not cover (DoRA and other peft variants, several active adapters,
-merged or disabled adapters, eval mode, a sibling called on another input) runs peft's forward.
+merged or disabled adapters, a sibling called on another input) runs peft's forward. In eval mode
+(the scoring of ``eval_every`` inside a stage) the fused path runs without dropout.
 """
 
 from __future__ import annotations
@@ -169,7 +170,7 @@ class _Group:
         self._key, self._ref, self._outs = None, None, []
 
     def active(self) -> bool:
-        return all(m.training and not m.merged and not m.disable_adapters for m in self.members) and all(
+        return all(not m.merged and not m.disable_adapters for m in self.members) and all(
             list(m.active_adapters) == [n] for m, n in zip(self.members, self.names, strict=True)
         )
 

@@ -97,14 +97,27 @@ def test_restored_when_training_fails():
     assert len({w.untyped_storage().data_ptr() for w in bases}) == len(bases)
 
 
-def test_eval_mode_and_no_grad_run_peft_forward():
-    model = _peft("llama").eval()
+def test_eval_mode_under_no_grad_gives_peft_outputs_without_dropout():
+    model = _peft("llama", dropout=0.5).eval()
     ids = torch.randint(4, 100, (2, 7))
     with torch.no_grad():
         ref = model(input_ids=ids).last_hidden_state
         with fused_lora(model):
             out = model(input_ids=ids).last_hidden_state
-    assert torch.equal(out, ref)
+            again = model(input_ids=ids).last_hidden_state
+    assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5) and torch.equal(out, again)
+
+
+def test_disabled_adapters_run_peft_forward():
+    model = _peft("llama").eval()
+    ids = torch.randint(4, 100, (2, 7))
+    with torch.no_grad(), model.disable_adapter():
+        reference = model(input_ids=ids).last_hidden_state
+    with torch.no_grad(), fused_lora(model):
+        with model.disable_adapter():
+            plain = model(input_ids=ids).last_hidden_state
+        adapted = model(input_ids=ids).last_hidden_state
+    assert torch.equal(plain, reference) and not torch.allclose(plain, adapted)
 
 
 def test_dropout_is_one_mask_per_group_and_reproducible():
