@@ -43,14 +43,19 @@ SIBLINGS: tuple[tuple[str, ...], ...] = (
 
 def _fusable(module: torch.nn.Module) -> str | None:
     """The adapter name when ``module`` is a plain peft LoRA ``Linear`` the fused path covers."""
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
     base = getattr(module, "base_layer", None)
-    if not isinstance(base, torch.nn.Linear) or not hasattr(module, "lora_A"):
+    # exactly peft's float Linear: quantized layers (bitsandbytes, ...) subclass nn.Linear too
+    if type(module) is not LoraLinear or type(base) is not torch.nn.Linear or not base.weight.is_floating_point():
         return None
     active = getattr(module, "active_adapters", ())
     if len(active) != 1 or active[0] not in module.lora_A:
         return None
     name = active[0]
     if name in getattr(module, "lora_variant", {}) or getattr(module, "fan_in_fan_out", False):
+        return None
+    if module.lora_B[name].bias is not None:  # peft's lora_bias
         return None
     drop = module.lora_dropout[name]
     if not isinstance(drop, torch.nn.Identity | torch.nn.Dropout):

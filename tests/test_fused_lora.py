@@ -76,6 +76,17 @@ def test_under_bf16_autocast_as_close_to_float32_as_peft_is():
     assert errors[True][1] < 2 * errors[False][1] + 1e-3
 
 
+def test_adapters_the_fused_path_does_not_cover_stay_with_peft():
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel
+
+    for extra in ({"use_dora": True}, {"lora_bias": True}):
+        torch.manual_seed(0)
+        model = AutoModel.from_config(get_patch("llama").tiny_config(), attn_implementation="eager")
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", **extra))
+        assert lora_groups(model) == [], extra
+
+
 def test_weights_are_their_own_again_after_the_block():
     model = _peft("llama")
     bases = [m.base_layer.weight for g in lora_groups(model) for m in g]
