@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and _trains(sys.argv[1:]):
+        from llm2vec_lite.allocator import restart_with_jemalloc
+
+        # before the parser: some verbs' options import torch, and an allocator must be chosen first
+        restart_with_jemalloc()  # returns only when it does not apply
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # argparse stops filling a positional list at the first flag, so in
@@ -58,10 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if argv is None and args.command == "convert" and not getattr(args, "dry_run", False):
-        from llm2vec_lite.allocator import restart_with_jemalloc
-
-        restart_with_jemalloc()  # before torch loads; returns only when it does not apply
     try:
         return int(args.func(args) or 0)
     except Llm2VecError as e:  # usage errors exit 2, everything else 1 (docs/errors.md)
@@ -71,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _trains(words: list[str]) -> bool:
+    """True for a ``convert`` command line that will train (not ``--dry-run``, not ``--help``)."""
+    verb = next((w for w in words if not w.startswith("-")), None)
+    return verb == "convert" and not {"--dry-run", "-h", "--help"} & set(words)
 
 
 def _fail(error: BaseException, code: int, verbose: bool) -> int:

@@ -99,7 +99,7 @@ def test_the_command_restarts_itself_only_for_a_real_convert(tmp_path):
     """Through the real entry point: --dry-run and other verbs never restart (stderr says it)."""
     script = (
         "import sys, llm2vec_lite.allocator as a\n"
-        "a.restart_with_jemalloc = lambda *x, **k: print('RESTART', file=sys.stderr)\n"
+        "a.restart_with_jemalloc = lambda *x, **k: print('RESTART', 'torch' in sys.modules, file=sys.stderr)\n"
         "from llm2vec_lite.cli import main\n"
         "sys.argv = ['llm2vec-lite', *sys.argv[1:]]\n"
         "raise SystemExit(main())\n"
@@ -107,6 +107,7 @@ def test_the_command_restarts_itself_only_for_a_real_convert(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, cwd=tmp_path)
 
-    assert "RESTART" in run("convert", "missing.yaml").stderr
+    assert "RESTART False" in run("convert", "missing.yaml").stderr  # called before torch loads
     assert "RESTART" not in run("convert", "missing.yaml", "--dry-run").stderr
     assert "RESTART" not in run("recipe", "--help").stderr
+    assert "RESTART" not in run("convert", "--help").stderr
