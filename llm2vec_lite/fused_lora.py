@@ -180,7 +180,8 @@ class _Group:
         )
 
     def output(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        key = (id(x), x._version, torch.is_grad_enabled())
+        version = -1 if x.is_inference() else x._version  # inference tensors keep no version counter
+        key = (id(x), version, torch.is_grad_enabled())
         if self._key == key and self._ref is x and self._outs[index] is not None:
             out, self._outs[index] = self._outs[index], None
             if all(o is None for o in self._outs):

@@ -119,6 +119,17 @@ def test_eval_mode_under_no_grad_gives_peft_outputs_without_dropout():
     assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5) and torch.equal(out, again)
 
 
+def test_inference_mode_as_the_in_stage_scoring_runs_it():
+    """The Encoder scores under torch.inference_mode, whose tensors have no version counter."""
+    model = _peft("llama", dropout=0.1)
+    ids = torch.randint(4, 100, (2, 7))
+    with torch.no_grad():
+        ref = model.eval()(input_ids=ids).last_hidden_state
+    with fused_lora(model), torch.inference_mode():
+        out = model(input_ids=ids).last_hidden_state
+    assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
+
+
 def test_disabled_adapters_run_peft_forward():
     model = _peft("llama").eval()
     ids = torch.randint(4, 100, (2, 7))
