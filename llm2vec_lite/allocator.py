@@ -32,8 +32,8 @@ def installed_allocator(
 ) -> Path | None:
     """The first of ``names`` installed in ``library_dirs`` (what ``LD_PRELOAD`` would take), or None.
 
-    One search for all users: :func:`allocator_advice` names it in its hint,
-    :func:`restart_with_jemalloc` preloads it, and so does ``scripts/demo.sh``.
+    One search for both users: :func:`allocator_advice` names it in its hint and
+    :func:`restart_with_jemalloc` preloads it.
     """
     return next((Path(d) / n for n in names for d in library_dirs if (Path(d) / n).is_file()), None)
 
@@ -56,7 +56,7 @@ def allocator_advice(maps: str | None = None, library_dirs: tuple[str, ...] = LI
             maps = Path("/proc/self/maps").read_text()
         except OSError:
             return None
-    if any(name.split(".so")[0] in maps for name in FAST_ALLOCATORS):
+    if _names_fast_allocator(maps):
         return None
     found = installed_allocator(library_dirs=library_dirs)
     how = (
@@ -73,6 +73,11 @@ def allocator_advice(maps: str | None = None, library_dirs: tuple[str, ...] = LI
 
 _OPT_OUT = "LLM2VEC_LITE_ALLOCATOR"
 _RESTARTED = "_LLM2VEC_LITE_RESTARTED"
+
+
+def _names_fast_allocator(text: str) -> bool:
+    """True when ``text`` (``/proc/self/maps``, ``LD_PRELOAD``) names jemalloc or tcmalloc, any version."""
+    return any(name.split(".so")[0] in text for name in FAST_ALLOCATORS)
 
 
 def _opted_out(environ: Mapping[str, str]) -> bool:
@@ -103,7 +108,7 @@ def restart_with_jemalloc(
     if _opted_out(env) or env.get(_RESTARTED):
         return None
     preloaded = env.get("LD_PRELOAD", "")
-    if any(name.split(".so")[0] in preloaded for name in FAST_ALLOCATORS):
+    if _names_fast_allocator(preloaded):
         return None
     found = installed_allocator(("libjemalloc.so.2",), library_dirs)
     if found is None:

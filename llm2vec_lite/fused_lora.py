@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 
-from llm2vec_lite.lora import cpu_dropout
+from llm2vec_lite.lora import dropout_mask
 
 __all__ = ["SIBLINGS", "fused_lora", "lora_groups"]
 
@@ -100,7 +100,7 @@ class _GroupProduct(torch.autograd.Function):
         b2 = [b.to(dtype) for b in bs]
         y = x2 @ w.t() if bias is None else torch.addmm(bias.to(dtype), x2, w.t())
         if p > 0:
-            keep = cpu_dropout(torch.ones_like(x2), p)  # 0 or 1/(1-p)
+            keep = dropout_mask(x2, p)  # 0 or 1/(1-p), kept for the backward
             xd = x2 * keep
         else:
             keep, xd = None, x2

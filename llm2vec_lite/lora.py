@@ -26,7 +26,7 @@ import math
 
 import torch
 
-__all__ = ["SharedInputDropout", "cpu_dropout", "lora_config", "share_lora_dropout", "with_lora"]
+__all__ = ["SharedInputDropout", "cpu_dropout", "dropout_mask", "lora_config", "share_lora_dropout", "with_lora"]
 
 _LANES = 65536  # values of a 16-bit slice: p is rounded to a multiple of 1/65536
 
@@ -38,13 +38,22 @@ def cpu_dropout(x: torch.Tensor, p: float) -> torch.Tensor:
     scaled by the inverse of the keep rate, so the expectation is ``x`` exactly. Off the CPU, or for
     a ``p`` the 16-bit grid cannot hold (below 1/65536, or 1), it is ``F.dropout``.
     """
+    return x * dropout_mask(x, p)
+
+
+def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
+    """The scaled keep mask :func:`cpu_dropout` multiplies by: 0 or 1/(1-p), shaped like ``like``.
+
+    For callers that keep the mask for their own backward pass (``fused_lora``) instead of the
+    dropped tensor. Same random draws as :func:`cpu_dropout` of a tensor of this shape.
+    """
     cut = round(p * _LANES)
-    if x.device.type != "cpu" or not 0 < cut < _LANES:
-        return torch.nn.functional.dropout(x, p, training=True)
-    n = x.numel()
+    if like.device.type != "cpu" or not 0 < cut < _LANES:
+        return torch.nn.functional.dropout(torch.ones_like(like), p, training=True)
+    n = like.numel()
     words = torch.randint(-(2**63), 2**63 - 1, (math.ceil(n / 4),), dtype=torch.int64)
-    keep = words.view(torch.int16)[:n].view(x.shape) >= cut - _LANES // 2  # P(keep) = 1 - cut / 65536
-    return x * keep.to(x.dtype).mul_(_LANES / (_LANES - cut))
+    keep = words.view(torch.int16)[:n].view(like.shape) >= cut - _LANES // 2  # P(keep) = 1 - cut / 65536
+    return keep.to(like.dtype).mul_(_LANES / (_LANES - cut))
 
 
 def lora_config(recipe, index: int):

@@ -42,11 +42,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llm2vec_lite.allocator import allocator_advice
 from llm2vec_lite.checkpoint import atomic_dir, write_json
 from llm2vec_lite.errors import RecipeError, UsageError
 from llm2vec_lite.projection import load_projection
 from llm2vec_lite.recipe_eval import CURVE_FILE, EVAL_FILE, curve_callback, evaluate_final
-from llm2vec_lite.runtime import allocator_advice
 
 if TYPE_CHECKING:
     from llm2vec_lite.trainer import StepCallback

@@ -25,17 +25,13 @@ from pathlib import Path
 
 import torch
 
-from llm2vec_lite.allocator import allocator_advice, installed_allocator
-
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "PeakRSS",
-    "allocator_advice",
     "bf16_is_fast",
     "cpu_has_fast_bf16",
     "current_rss_mib",
-    "installed_allocator",
     "mixed_precision",
     "training_attention",
     "training_device",
