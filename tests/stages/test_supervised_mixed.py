@@ -184,6 +184,9 @@ def _worker(rank: int, init: str, out: str) -> None:
     loss = _uniform_stage().embedding_loss(emb, layout)
     loss.backward()
     torch.save({"loss": loss.detach(), "grad": emb.grad}, f"{out}/{rank}.pt")
+    # Both ranks reach the same point before either tears gloo down: a rank that destroys its
+    # group while the other still has a send in flight killed the other with SIGABRT under load.
+    dist.barrier()
     dist.destroy_process_group()
 
 
