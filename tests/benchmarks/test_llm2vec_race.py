@@ -85,6 +85,14 @@ def test_table_gives_the_speed_up_and_leaves_missing_sides_blank():
     assert table[3] == "| simcse | 32 x 64 | - | 300 | - | - | 1000 |"
 
 
+def test_a_relative_data_dir_reaches_both_sides_as_an_absolute_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = race.parse_args(["--data-dir", "data"])
+    assert args.data_dir == tmp_path / "data"  # the lite side writes its recipes to a temporary folder
+    cmd = race.lite_command("mntp", tmp_path / "model", tmp_path / "out.json", args)
+    assert dict(zip(cmd[2::2], cmd[3::2], strict=True))["--data-dir"] == str(tmp_path / "data")
+
+
 def test_missing_data_names_the_file(tmp_path):
     with pytest.raises(SystemExit, match="race data not found: .*wiki-sentences.txt"):
         race.data_file(tmp_path, "simcse")
