@@ -9,9 +9,12 @@ import pytest
 from benchmark_module import load_benchmark
 
 
-def _write_sts(path, n: int) -> None:
-    rows = [f"a{i}\tb{i}\t{(i * 7) % 11 / 2.2:.3f}" for i in range(n)]
+def _write_sts(path, n: int) -> list[float]:
+    """A file of n pairs a_i / b_i; returns the gold scores as written."""
+    scores = [round((i * 7) % 11 / 2.2, 3) for i in range(n)]
+    rows = [f"a{i}\tb{i}\t{s}" for i, s in enumerate(scores)]
     path.write_text("sentence1\tsentence2\tscore\n" + "\n".join(rows) + "\n")
+    return scores
 
 
 class _Angles:
@@ -37,9 +40,7 @@ class _Angles:
 
 def test_each_block_is_scored_on_its_own_rows_and_each_text_encoded_once(tmp_path, monkeypatch, capsys):
     bench = load_benchmark("stsb_sources")
-    _write_sts(tmp_path / "stsb-dev.tsv", 1500)
-    scores = [(i * 7) % 11 / 2.2 for i in range(1500)]
-    fake = _Angles([float(f"{s:.3f}") for s in scores])
+    fake = _Angles(_write_sts(tmp_path / "stsb-dev.tsv", 1500))
     monkeypatch.setattr(bench, "_encoder", lambda spec: fake)
     assert bench.main(["fake-model", "--data-dir", str(tmp_path)]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1]
