@@ -23,7 +23,7 @@ import shutil
 
 import torch
 
-__all__ = ["compile_blocks", "compile_problems", "uncompile_blocks"]
+__all__ = ["compile_blocks", "compile_problems", "compiles", "uncompile_blocks"]
 
 
 def _blocks(model) -> list[torch.nn.Module]:
@@ -52,19 +52,37 @@ def uncompile_blocks(model) -> None:
         block._compiled_call_impl = None  # what nn.Module.compile sets; None = the plain __call__
 
 
+def _cpu_compiler() -> str | None:
+    """The C++ compiler inductor would build CPU kernels with (None when there is none)."""
+    for name in (os.environ.get("CXX") or "", "g++", "c++", "clang++"):
+        if name and shutil.which(name):
+            return name
+    return None
+
+
+def compiles(setting: bool | str, device) -> bool:
+    """Whether a stage with ``compile: setting`` trains compiled on ``device``.
+
+    ``auto`` compiles where inductor can build kernels: always on a GPU, on a CPU only with a C++
+    compiler. A recipe can then ask for the faster path and still run on a slim machine (eager
+    there, with a log line) instead of failing on its first step.
+    """
+    if setting == "auto":
+        return torch.device(device).type != "cpu" or _cpu_compiler() is not None
+    return bool(setting)
+
+
 def compile_problems(stages, device) -> list[str]:
     """Why ``compile: true`` cannot work here, before any weights load (empty when it can).
 
     On a CPU inductor writes C++ and builds it with the system compiler; without one the first
-    training step would fail after the model loaded.
+    training step would fail after the model loaded. ``compile: auto`` is never a problem: it
+    falls back to eager (:func:`compiles`).
     """
-    wanted = [i for i, stage in enumerate(stages) if getattr(stage, "compile", False)]
-    if not wanted or torch.device(device).type != "cpu":
-        return []
-    compilers = [os.environ.get("CXX") or "", "g++", "c++", "clang++"]
-    if any(c and shutil.which(c) for c in compilers):
+    wanted = [i for i, stage in enumerate(stages) if getattr(stage, "compile", False) is True]
+    if not wanted or torch.device(device).type != "cpu" or _cpu_compiler() is not None:
         return []
     return [
         f"stages[{wanted[0]}].compile = true: torch.compile needs a C++ compiler on a CPU and none was found "
-        "(set CXX, or install one: apt install g++); or set compile: false"
+        "(set CXX, or install one: apt install g++); or set compile: auto (eager where it cannot) or false"
     ]

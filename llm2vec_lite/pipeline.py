@@ -38,7 +38,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -465,6 +465,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     import torch
     from accelerate.utils import set_seed
 
+    from llm2vec_lite.block_compile import compiles
     from llm2vec_lite.frozen_base import frozen_linears_in
     from llm2vec_lite.fused_lora import fused_lora
     from llm2vec_lite.lora import share_lora_dropout, with_lora
@@ -490,12 +491,16 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
                     p.index + 1, p.kind, train_attention, loaded_attention)
         model.set_attn_implementation(train_attention)
     model = with_lora(model, recipe, p.index)
-    eager = not recipe.stages[p.index].compile  # compiled blocks fuse (and draw masks) themselves
+    compiled = compiles(recipe.stages[p.index].compile, acc.device)
+    if recipe.stages[p.index].compile == "auto" and not compiled:
+        logger.info("stage %d %s: compile: auto, but no C++ compiler for torch.compile here: training eager",
+                    p.index + 1, p.kind)
+    eager = not compiled  # compiled blocks fuse (and draw masks) themselves
     if eager:
         share_lora_dropout(model)  # one dropout draw per shared input where peft's forward runs
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
-    settings = LoopSettings.from_stage(recipe.stages[p.index], seed)
+    settings = replace(LoopSettings.from_stage(recipe.stages[p.index], seed), compile=compiled)
     curve = curve_callback(recipe, p.index, stage, model, tokenizer, work_dir, main=acc.is_main_process)
     low = torch.bfloat16 if acc.mixed_precision == "bf16" else None
     # bf16 storage under bf16 autocast (float32 back for the merge); q/k/v and gate/up adapters

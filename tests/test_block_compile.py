@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "recipes"))
 
 from tiny_project import make_tiny_project  # noqa: E402
 
-from llm2vec_lite.block_compile import compile_blocks, compile_problems, uncompile_blocks  # noqa: E402
+from llm2vec_lite.block_compile import compile_blocks, compile_problems, compiles, uncompile_blocks  # noqa: E402
 from llm2vec_lite.errors import RecipeError  # noqa: E402
 
 
@@ -44,6 +44,24 @@ def test_no_compiler_is_a_recipe_error_before_weights_load(project, monkeypatch)
     assert compile_problems(_load(project).stages, "cpu") == []
     with pytest.raises(RecipeError, match=r"stages\[2\]\.compile = true: torch.compile needs a C\+\+ compiler"):
         checks.preflight(recipe)
+
+
+def test_auto_compiles_where_inductor_can_and_is_never_a_preflight_error(project, monkeypatch):
+    """``compile: auto`` (the demo recipe's setting) trains eager on a CPU without a C++ compiler
+    instead of stopping the conversion; explicit true/false are taken as they are."""
+    monkeypatch.delenv("CXX", raising=False)
+    recipe = _load(project, "stages.2.compile=auto")
+    assert recipe.stages[2].compile == "auto"
+    assert recipe.fingerprint == _load(project).fingerprint
+    monkeypatch.setattr("llm2vec_lite.block_compile.shutil.which", lambda name: None)
+    assert compiles("auto", "cpu") is False
+    assert compiles("auto", "cuda") is True
+    assert compiles(True, "cpu") is True and compiles(False, "cuda") is False
+    assert compile_problems(recipe.stages, "cpu") == []
+    monkeypatch.setattr("llm2vec_lite.block_compile.shutil.which", lambda name: f"/usr/bin/{name}")
+    assert compiles("auto", "cpu") is True
+    with pytest.raises(RecipeError, match=r"compile"):
+        _load(project, "stages.2.compile=sometimes")
 
 
 def test_compiled_blocks_match_eager_and_come_back_uncompiled():

@@ -349,10 +349,11 @@ class StageBase(_Strict):
     gradient_checkpointing: bool = Field(
         False, description="recompute activations in backward to save memory (same results, slower)"
     )
-    compile: bool = Field(
+    compile: bool | Literal["auto"] = Field(
         False,
         description="torch.compile each transformer block while this stage trains: faster steps after a "
-        "compile of a minute or two, so for stages of many steps (same results within rounding)",
+        "compile of a minute or two, so for stages of many steps (same results within rounding); "
+        "auto = compile where it can run (a GPU, or a CPU with a C++ compiler), eager elsewhere",
     )
     max_grad_norm: float | None = Field(
         1.0, gt=0, description="clip the gradient norm to this value; null = no clipping"
