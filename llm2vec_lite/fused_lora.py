@@ -73,13 +73,15 @@ def lora_groups(model: torch.nn.Module) -> list[list[torch.nn.Module]]:
     """
     groups: list[list[torch.nn.Module]] = []
     for parent in model.modules():
-        children = {n: m for n, m in parent.named_children() if _fusable(m)}
+        adapters = {n: (m, _fusable(m)) for n, m in parent.named_children()}
+        children = {n: m for n, (m, adapter) in adapters.items() if adapter}
         taken: set[str] = set()
         for names in SIBLINGS:
             members = [children[n] for n in names if n in children]
             if len(members) < 2:
                 continue
-            shapes = {(m.base_layer.in_features, m.lora_A[_fusable(m)].out_features) for m in members}
+            shapes = {(children[n].base_layer.in_features, children[n].lora_A[adapters[n][1]].out_features)
+                      for n in names if n in children}
             if len(shapes) == 1:
                 groups.append(members)
                 taken.update(n for n in names if n in children)

@@ -26,7 +26,9 @@ import math
 
 import torch
 
-__all__ = ["SharedInputDropout", "cpu_dropout", "dropout_mask", "lora_config", "share_lora_dropout", "with_lora"]
+__all__ = [
+    "SharedInputDropout", "cpu_dropout", "dropout_mask", "lora_config", "scale_adapters", "share_lora_dropout", "with_lora",
+]
 
 _LANES = 65536  # values of a 16-bit slice: p is rounded to a multiple of 1/65536
 
@@ -138,3 +140,27 @@ def share_lora_dropout(model) -> int:
                 replaced += 1
     return replaced
 
+
+
+def scale_adapters(model, weight: float) -> int:
+    """Multiply the scaling of every LoRA adapter of ``model`` by ``weight`` (a stage's ``merge_weight``).
+
+    Merging then adds ``weight`` times the trained change to each base weight, so the merged model
+    is the interpolation ``(1 - weight) * input + weight * trained`` of WiSE-FT (Wortsman et al.
+    2022): fine-tuned weights pulled back towards the model the stage started from hold up better
+    on text unlike the training data. Called right before the merge, so training and the in-stage
+    scoring see the full adapter.
+
+    Returns:
+        The number of adapters scaled (0 when ``weight`` is 1).
+    """
+    if weight == 1:
+        return 0
+    scaled = 0
+    for module in model.modules():
+        scaling = getattr(module, "scaling", None)
+        if isinstance(scaling, dict) and hasattr(module, "lora_A"):
+            for name in list(scaling):
+                scaling[name] = scaling[name] * weight
+                scaled += 1
+    return scaled

@@ -468,7 +468,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     from llm2vec_lite.block_compile import compiles
     from llm2vec_lite.frozen_base import frozen_linears_in
     from llm2vec_lite.fused_lora import fused_lora
-    from llm2vec_lite.lora import share_lora_dropout, with_lora
+    from llm2vec_lite.lora import scale_adapters, share_lora_dropout, with_lora
     from llm2vec_lite.patches import enable_bidirectional
     from llm2vec_lite.runtime import training_attention
     from llm2vec_lite.trainer import LoopSettings, train
@@ -511,6 +511,9 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
             callbacks=[*callbacks, curve] if curve else callbacks,
         )
     stage.cleanup(model)
+    if scale_adapters(model, recipe.stages[p.index].merge_weight):
+        logger.info("stage %d %s: merging %.2f of the trained adapter (merge_weight)",
+                    p.index + 1, p.kind, recipe.stages[p.index].merge_weight)
     merged = model.merge_and_unload()
     merged.config.use_cache = True
     if train_attention:

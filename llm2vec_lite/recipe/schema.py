@@ -362,6 +362,14 @@ class StageBase(_Strict):
         None, gt=0, description="token limit for this stage; null = the recipe's max_length"
     )
     lora: LoraOverride | None = Field(None, description="changes to the recipe's lora block for this stage")
+    merge_weight: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="fraction of the trained adapter merged into the model: 1 = all of it; below 1 the "
+        "merged weights lie between this stage's input and its trained result (WiSE-FT), keeping more "
+        "of what the input knew about text unlike the stage's data",
+    )
     init_from: str | None = Field(
         None,
         description="start from this model folder instead of the previous stage's output (or the base "
@@ -753,6 +761,7 @@ class Recipe(_Strict):
                 stage.pop(key, None)
             _drop_unset(stage, ("schedule_steps", "projection", "hidden_dropout"))
             _drop_unset(stage, ("symmetric", "single_source_batches"), unset=False)
+            _drop_unset(stage, ("merge_weight",), unset=1.0)
             if stage["schedule"] == "constant" and stage["warmup_steps"]:
                 # 'constant' used to skip the warmup; its weights differ now, so must its fingerprint.
                 stage["schedule"] = "constant_with_warmup"
@@ -840,7 +849,7 @@ def _drop_unset(mapping: dict[str, Any], keys: Sequence[str], unset: Any = None)
     or the value a later flag's default keeps, e.g. False), so adding them to the schema keeps
     every finished stage of an older recipe finished."""
     for key in keys:
-        if key in mapping and mapping[key] is unset:
+        if key in mapping and mapping[key] == unset and type(mapping[key]) is type(unset):
             mapping.pop(key)
 
 
