@@ -141,7 +141,6 @@ def share_lora_dropout(model) -> int:
     return replaced
 
 
-
 def scale_adapters(model, weight: float) -> int:
     """Multiply the scaling of every LoRA adapter of ``model`` by ``weight`` (a stage's ``merge_weight``).
 
