@@ -503,11 +503,9 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     settings = replace(LoopSettings.from_stage(recipe.stages[p.index], seed), compile=compiled)
     curve = curve_callback(recipe, p.index, stage, model, tokenizer, work_dir, main=acc.is_main_process)
     low = torch.bfloat16 if acc.mixed_precision == "bf16" else None
-    # bf16 storage under bf16 autocast (float32 originals on disk, back for the merge), the frozen
-    # embedding table memory-mapped; q/k/v and gate/up adapters trained through one product each
-    # (ordinary weights again for the merge)
-    spill = work_dir / "frozen" / f"process{acc.process_index}"
-    with frozen_linears_in(model, low, spill_dir=spill), fused_lora(model, enabled=eager):
+    # bf16 storage under bf16 autocast (float32 back for the merge); q/k/v and gate/up adapters
+    # trained through one product each (ordinary weights again for the merge)
+    with frozen_linears_in(model, low), fused_lora(model, enabled=eager):
         result = train(
             stage, model, settings, work_dir=work_dir, accelerator=acc, fingerprint=p.fingerprint,
             callbacks=[*callbacks, curve] if curve else callbacks,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -75,50 +73,3 @@ def test_same_loss_and_adapter_gradients_as_plain_autocast():
     assert grads.keys() == grads_ref.keys()
     for name, grad in grads.items():
         torch.testing.assert_close(grad, grads_ref[name], rtol=1e-5, atol=1e-7, msg=name)
-
-
-def _mapped_file(tensor: torch.Tensor):
-    """The file whose memory mapping holds ``tensor``'s data (Linux /proc/self/maps), or None."""
-    maps = Path("/proc/self/maps")
-    if not maps.exists():
-        pytest.skip("needs /proc/self/maps")
-    address = tensor.data_ptr()
-    for line in maps.read_text().splitlines():
-        fields = line.split(maxsplit=5)
-        start, end = (int(x, 16) for x in fields[0].split("-"))
-        if start <= address < end:
-            return Path(fields[5]) if len(fields) == 6 and fields[5].startswith("/") else None
-    return None
-
-
-def test_spilled_originals_and_mapped_embedding_come_back_unchanged(tmp_path):
-    """With ``spill_dir`` the float32 originals wait on disk and the frozen embedding table is
-    memory-mapped from a file; the forward is unchanged and everything is in memory again after."""
-    model = _peft_llama()
-    ids = torch.randint(4, 128, (3, 9))
-    weights = _base_weights(model)
-    before = [w.detach().clone() for w in weights]
-    table = model.get_input_embeddings().weight
-    table_before = table.detach().clone()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        with frozen_linears_in(model, torch.bfloat16) as cast:
-            ref = model(input_ids=ids).last_hidden_state.float()
-        with frozen_linears_in(model, torch.bfloat16, spill_dir=tmp_path / "spill") as spilled:
-            assert spilled == cast == len(weights)
-            assert sorted(p.name for p in (tmp_path / "spill").iterdir()) == ["frozen-embedding.pt", "frozen-float32.pt"]
-            assert _mapped_file(table) == tmp_path / "spill" / "frozen-embedding.pt"  # not a copy in memory
-            out = model(input_ids=ids).last_hidden_state.float()
-    torch.testing.assert_close(out, ref, rtol=0, atol=0)
-    assert list((tmp_path / "spill").iterdir()) == []
-    assert _mapped_file(table) is None and torch.equal(table, table_before)
-    for w, value in zip(weights, before, strict=True):
-        assert w.dtype == torch.float32 and torch.equal(w, value)
-
-
-def test_a_trainable_embedding_is_left_in_memory(tmp_path):
-    model = _peft_llama()
-    table = model.get_input_embeddings().weight
-    table.requires_grad_(True)
-    with frozen_linears_in(model, None, spill_dir=tmp_path) as cast:
-        assert cast == 0 and list(tmp_path.iterdir()) == []
-        assert _mapped_file(table) is None
