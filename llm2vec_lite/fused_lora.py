@@ -73,19 +73,18 @@ def lora_groups(model: torch.nn.Module) -> list[list[torch.nn.Module]]:
     """
     groups: list[list[torch.nn.Module]] = []
     for parent in model.modules():
-        adapters = {n: (m, _fusable(m)) for n, m in parent.named_children()}
-        children = {n: m for n, (m, adapter) in adapters.items() if adapter}
+        fusable = {n: (m, adapter) for n, m in parent.named_children() if (adapter := _fusable(m))}
         taken: set[str] = set()
         for names in SIBLINGS:
-            members = [children[n] for n in names if n in children]
-            if len(members) < 2:
+            present = [n for n in names if n in fusable]
+            if len(present) < 2:
                 continue
-            shapes = {(children[n].base_layer.in_features, children[n].lora_A[adapters[n][1]].out_features)
-                      for n in names if n in children}
+            shapes = {(m.base_layer.in_features, m.lora_A[adapter].out_features)
+                      for m, adapter in (fusable[n] for n in present)}
             if len(shapes) == 1:
-                groups.append(members)
-                taken.update(n for n in names if n in children)
-        groups.extend([m] for n, m in children.items() if n not in taken)
+                groups.append([fusable[n][0] for n in present])
+                taken.update(present)
+        groups.extend([m] for n, (m, _) in fusable.items() if n not in taken)
     return groups
 
 

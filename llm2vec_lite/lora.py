@@ -153,13 +153,13 @@ def scale_adapters(model, weight: float) -> int:
     Returns:
         The number of adapters scaled (0 when ``weight`` is 1).
     """
+    from peft.tuners.lora.layer import LoraLayer
+
     if weight == 1:
         return 0
     scaled = 0
     for module in model.modules():
-        scaling = getattr(module, "scaling", None)
-        if isinstance(scaling, dict) and hasattr(module, "lora_A"):
-            for name in list(scaling):
-                scaling[name] = scaling[name] * weight
-                scaled += 1
+        if isinstance(module, LoraLayer):
+            module.scale_layer(weight)  # peft's own: every active adapter of the layer
+            scaled += sum(name in module.lora_A for name in module.active_adapters)
     return scaled

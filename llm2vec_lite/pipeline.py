@@ -491,8 +491,9 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
                     p.index + 1, p.kind, train_attention, loaded_attention)
         model.set_attn_implementation(train_attention)
     model = with_lora(model, recipe, p.index)
-    compiled = compiles(recipe.stages[p.index].compile, acc.device)
-    if recipe.stages[p.index].compile == "auto" and not compiled:
+    cfg = recipe.stages[p.index]
+    compiled = compiles(cfg.compile, acc.device)
+    if cfg.compile == "auto" and not compiled:
         logger.info("stage %d %s: compile: auto, but no C++ compiler for torch.compile here: training eager",
                     p.index + 1, p.kind)
     eager = not compiled  # compiled blocks fuse (and draw masks) themselves
@@ -500,7 +501,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
         share_lora_dropout(model)  # one dropout draw per shared input where peft's forward runs
     if recipe.bidirectional:
         enable_bidirectional(model, window=recipe.window)  # keep attention bidirectional under the wrapper
-    settings = replace(LoopSettings.from_stage(recipe.stages[p.index], seed), compile=compiled)
+    settings = replace(LoopSettings.from_stage(cfg, seed), compile=compiled)
     curve = curve_callback(recipe, p.index, stage, model, tokenizer, work_dir, main=acc.is_main_process)
     low = torch.bfloat16 if acc.mixed_precision == "bf16" else None
     # bf16 storage under bf16 autocast (float32 back for the merge); q/k/v and gate/up adapters
@@ -511,9 +512,9 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
             callbacks=[*callbacks, curve] if curve else callbacks,
         )
     stage.cleanup(model)
-    if scale_adapters(model, recipe.stages[p.index].merge_weight):
+    if scale_adapters(model, cfg.merge_weight):
         logger.info("stage %d %s: merging %.2f of the trained adapter (merge_weight)",
-                    p.index + 1, p.kind, recipe.stages[p.index].merge_weight)
+                    p.index + 1, p.kind, cfg.merge_weight)
     merged = model.merge_and_unload()
     merged.config.use_cache = True
     if train_attention:
