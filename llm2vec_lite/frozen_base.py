@@ -11,16 +11,27 @@ Only the frozen weights of LoRA-wrapped layers are cast: embeddings, norms and a
 float32, so the residual stream stays float32 as under plain autocast. The float32 originals are
 kept aside (the same storage, not a copy) and put back before the adapter is merged: a LoRA delta
 merged into bf16 weights would lose most of its bits.
+
+Those float32 originals, and the frozen embedding table, are often views of a memory-mapped
+safetensors file (a stage loaded from the previous stage's folder): their pages stay resident after
+loading though the stage reads the originals again only at the merge, and the table only in the
+rows its batches use. They are handed back to the kernel once the bf16 copies exist
+(:func:`llm2vec_lite.file_pages.page_out`); what is read later faults back in from the file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 
 import torch
 
+from llm2vec_lite.file_pages import page_out
+
 __all__ = ["frozen_linears_in"]
+
+logger = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -45,6 +56,12 @@ def frozen_linears_in(model: torch.nn.Module, dtype: torch.dtype | None) -> Iter
                 continue
             originals.append((weight, weight.data))
             weight.data = weight.data.to(dtype)
+    if originals:
+        frozen = [p.data for p in model.parameters() if not p.requires_grad]  # the embedding table
+        released = page_out([data for _, data in originals] + frozen)
+        if released:
+            logger.info("frozen base in %s: %.0f MiB of memory-mapped float32 weights handed back to "
+                        "the kernel until the merge", dtype, released / 2**20)
     try:
         yield len(originals)
     finally:

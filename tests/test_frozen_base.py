@@ -73,3 +73,30 @@ def test_same_loss_and_adapter_gradients_as_plain_autocast():
     assert grads.keys() == grads_ref.keys()
     for name, grad in grads.items():
         torch.testing.assert_close(grad, grads_ref[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_weights_mapped_from_a_saved_folder_are_handed_back_and_come_back_unchanged(tmp_path, monkeypatch):
+    """A stage loaded from a stage folder: its float32 weights are views of the safetensors map."""
+    from llm2vec_lite.patches import get_patch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModel
+
+    import llm2vec_lite.frozen_base as frozen_base
+    from llm2vec_lite.file_pages import file_backed_ranges
+
+    config = get_patch("llama").tiny_config()
+    config.vocab_size = 4096  # a table of whole pages, as a real one is
+    AutoModel.from_config(config).save_pretrained(tmp_path)  # a merged stage's folder
+    model = get_peft_model(AutoModel.from_pretrained(tmp_path), LoraConfig(r=4, target_modules="all-linear"))
+    saved = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ranges = file_backed_ranges()
+    mapped = [w for w in _base_weights(model) if any(a <= w.data_ptr() < b for a, b in ranges)]
+    if not mapped:
+        pytest.skip("this transformers copies safetensors weights onto the heap")
+    handed: list[int] = []
+    real = frozen_base.page_out
+    monkeypatch.setattr(frozen_base, "page_out", lambda ts: handed.append(real(ts)) or handed[-1])
+    with frozen_linears_in(model, torch.bfloat16):
+        pass
+    assert len(handed) == 1 and handed[0] > 0  # once, when the bf16 copies exist: the table's pages
+    assert all(torch.equal(p, saved[n]) for n, p in model.named_parameters())
