@@ -15,6 +15,7 @@ Run::
 
     python benchmarks/encode.py                      # full: 3000 sentences, batch 32
     python benchmarks/encode.py --limit 600 --long 16  # quick
+    python benchmarks/encode.py --long 32 --compile --profile-long  # + compiled blocks, profiles
 
 Other processes on the machine slow every row alike; rerun when it is idle for absolute numbers.
 """
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from train import matmul_peak  # benchmarks/ is on sys.path when this runs as a script
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 
@@ -63,19 +65,6 @@ class PeakRSS:
         self.extra = self.peak - self.base
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 10) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    best = float("inf")
-    for _ in range(3):
-        t = time.perf_counter()
-        for _ in range(reps):
-            a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n**3 * reps / best
-
-
 def model_flops(model, lengths: list[int]) -> float:
     cfg = model.config
     params = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
@@ -95,6 +84,15 @@ def timed(fn, warmup):
     return out, dt, mem.extra
 
 
+def profile_table(fn, rows: int = 12) -> str:
+    """torch.profiler's table of ``fn``'s ops by self CPU time: where a pass spends its time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
 def cos_rows(a, b) -> np.ndarray:
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
@@ -109,6 +107,9 @@ def main() -> None:
     ap.add_argument("--long-batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--skip-st-fp32", action="store_true", help="skip the slowest row")
+    ap.add_argument("--compile", action="store_true", help="also time Encoder(compile=True) on both workloads")
+    ap.add_argument("--rounds", type=int, default=2, help="timed passes per row, alternated (best kept)")
+    ap.add_argument("--profile-long", action="store_true", help="torch.profiler table of one long pass per mode")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -135,34 +136,43 @@ def main() -> None:
 
     lengths = [len(r.ids) for r in encode_rows(enc.tokenizer, sentences, max_length=512)]
     flops = model_flops(enc.model, lengths)
-    peak_bf16, peak_fp32 = matmul_peak(torch.bfloat16), matmul_peak(torch.float32)
+    peak_bf16, peak_fp32 = matmul_peak("bf16") * 1e9, matmul_peak("fp32") * 1e9
     print(f"{len(sentences)} sentences, {sum(lengths)} tokens (mean {np.mean(lengths):.1f}), "
           f"{flops / 1e12:.2f} TFLOP per pass; matmul peak bf16 {peak_bf16 / 1e9:.0f} GFLOP/s, "
           f"fp32 {peak_fp32 / 1e9:.0f} GFLOP/s")
 
-    warm = sentences[:64]
-    bs = args.batch_size
-    results: dict[str, tuple[np.ndarray, float, int]] = {}
+    from llm2vec_lite.block_compile import compile_blocks, uncompile_blocks
 
-    results["llm2vec-lite bf16 autocast"] = timed(
-        lambda: enc.encode(sentences, batch_size=bs, autocast=True, show_progress=False),
-        lambda: enc.encode(warm, batch_size=bs, autocast=True),
-    )
-    results["llm2vec-lite fp32"] = timed(
-        lambda: enc.encode(sentences, batch_size=bs, autocast=False, show_progress=False),
-        lambda: enc.encode(warm, batch_size=bs, autocast=False),
-    )
+    bs = args.batch_size
+
+    def ours(autocast: bool, compiled: bool = False):
+        def run():
+            (compile_blocks if compiled else uncompile_blocks)(enc.model)
+            return enc.encode(sentences, batch_size=bs, autocast=autocast, show_progress=False)
+        return run
+
+    # name -> what one timed pass runs; each row runs --rounds times, alternated with the others,
+    # best time kept: the machine's speed drifts within a run, and back-to-back rows would see
+    # different machines
+    runners: dict[str, object] = {"llm2vec-lite bf16 autocast": ours(True), "llm2vec-lite fp32": ours(False)}
+    if args.compile:
+        runners["llm2vec-lite bf16 autocast, compiled"] = ours(True, compiled=True)
     st_bf16 = SentenceTransformer(str(folder), device="cpu", model_kwargs={"dtype": torch.bfloat16})
-    results["sentence-transformers bf16 weights"] = timed(
-        lambda: st_bf16.encode(sentences, batch_size=bs, show_progress_bar=False),
-        lambda: st_bf16.encode(warm, batch_size=bs),
-    )
+    runners["sentence-transformers bf16 weights"] = lambda: st_bf16.encode(sentences, batch_size=bs, show_progress_bar=False)
     if not args.skip_st_fp32:
         st = SentenceTransformer(str(folder), device="cpu")
-        results["sentence-transformers fp32"] = timed(
-            lambda: st.encode(sentences, batch_size=bs, show_progress_bar=False),
-            lambda: st.encode(warm, batch_size=bs),
-        )
+        runners["sentence-transformers fp32"] = lambda: st.encode(sentences, batch_size=bs, show_progress_bar=False)
+    for name, run in runners.items():  # warm: oneDNN primitives, and the compiled row's kernels for every shape
+        t = time.perf_counter()
+        run()
+        print(f"warm-up pass {name}: {time.perf_counter() - t:.1f}s")
+    results: dict[str, tuple[np.ndarray, float, int]] = {}
+    for _ in range(args.rounds):
+        for name, run in runners.items():
+            out, dt, extra = timed(run, lambda: None)
+            _, best, most = results.get(name, (None, float("inf"), 0))
+            results[name] = (out, min(dt, best), max(extra, most))
+    uncompile_blocks(enc.model)  # the long-batch part below switches between the two itself
 
     print()
     print("| run | sentences/s | time (s) | peak extra RSS (MiB) | achieved GFLOP/s | % of bf16 matmul peak |")
@@ -196,15 +206,30 @@ def main() -> None:
         long_lengths = [len(r.ids) for r in encode_rows(tok, longs, max_length=512)]
         long_flops = model_flops(enc.model, long_lengths)
         lb = args.long_batch_size
-        _, dt, extra = timed(
-            lambda: enc.encode(longs, batch_size=lb, autocast=True, show_progress=False),
-            lambda: enc.encode(longs[:lb], batch_size=lb, autocast=True),
-        )
+        modes = ["plain", "compiled"] if args.compile else ["plain"]
+        best = dict.fromkeys(modes, float("inf"))
+        extra = dict.fromkeys(modes, 0)
+        for _ in range(args.rounds):  # alternated, so a noisy moment does not land on one mode only
+            for mode in modes:
+                (compile_blocks if mode == "compiled" else uncompile_blocks)(enc.model)
+                _, dt, mem = timed(
+                    lambda: enc.encode(longs, batch_size=lb, autocast=True, show_progress=False),
+                    lambda: enc.encode(longs[:lb], batch_size=lb, autocast=True),
+                )
+                best[mode], extra[mode] = min(best[mode], dt), max(extra[mode], mem)
+        peak_bf16 = max(peak_bf16, matmul_peak("bf16") * 1e9)  # the square-matmul rate drifts: best seen
         print()
-        print(f"long batches: {len(longs)} texts of ~{np.mean(long_lengths):.0f} tokens, batch {lb}, bf16 autocast: "
-              f"{len(longs) / dt:.2f} texts/s, {long_flops / dt / 1e9:.0f} GFLOP/s = "
-              f"{100 * long_flops / dt / peak_bf16:.0f}% of bf16 matmul peak, peak extra RSS {extra / 2**20:.0f} MiB")
-
+        print(f"long batches: {len(longs)} texts of ~{np.mean(long_lengths):.0f} tokens, batch {lb}, bf16 autocast, "
+              f"best of {args.rounds}; bf16 matmul peak (best seen in the run) {peak_bf16 / 1e9:.0f} GFLOP/s")
+        if args.profile_long:
+            for mode in modes:
+                (compile_blocks if mode == "compiled" else uncompile_blocks)(enc.model)
+                print(f"\nprofile of one long pass, {mode} (self CPU time per op):")
+                print(profile_table(lambda: enc.encode(longs, batch_size=lb, autocast=True, show_progress=False)))
+        for mode in modes:
+            dt = best[mode]
+            print(f"  {mode}: {len(longs) / dt:.2f} texts/s, {long_flops / dt / 1e9:.0f} GFLOP/s = "
+                  f"{100 * long_flops / dt / peak_bf16:.0f}% of the peak, peak extra RSS {extra[mode] / 2**20:.0f} MiB")
 
 if __name__ == "__main__":
     main()

@@ -23,7 +23,7 @@ import shutil
 
 import torch
 
-__all__ = ["compile_blocks", "compile_problems", "compiles", "uncompile_blocks"]
+__all__ = ["compile_blocks", "compile_problems", "compiler_problem", "compiles", "uncompile_blocks"]
 
 
 def _blocks(model) -> list[torch.nn.Module]:
@@ -68,21 +68,28 @@ def compiles(setting: bool | str, device) -> bool:
     there, with a log line) instead of failing on its first step.
     """
     if setting == "auto":
-        return torch.device(device).type != "cpu" or _cpu_compiler() is not None
+        return compiler_problem(device) is None
     return bool(setting)
 
 
-def compile_problems(stages, device) -> list[str]:
-    """Why ``compile: true`` cannot work here, before any weights load (empty when it can).
+def compiler_problem(device) -> str | None:
+    """Why ``torch.compile`` cannot build kernels for ``device`` here (None when it can).
 
     On a CPU inductor writes C++ and builds it with the system compiler; without one the first
-    training step would fail after the model loaded. ``compile: auto`` is never a problem: it
-    falls back to eager (:func:`compiles`).
+    compiled call fails deep inside inductor, after the model loaded. A GPU needs no C++ compiler.
+    """
+    if torch.device(device).type != "cpu" or _cpu_compiler() is not None:
+        return None
+    return "torch.compile needs a C++ compiler on a CPU and none was found (set CXX, or install one: apt install g++)"
+
+
+def compile_problems(stages, device) -> list[str]:
+    """Why a stage's ``compile: true`` cannot work here, before any weights load (empty when it can).
+
+    ``compile: auto`` is never a problem: it falls back to eager (:func:`compiles`).
     """
     wanted = [i for i, stage in enumerate(stages) if getattr(stage, "compile", False) is True]
-    if not wanted or torch.device(device).type != "cpu" or _cpu_compiler() is not None:
+    problem = compiler_problem(device) if wanted else None
+    if problem is None:
         return []
-    return [
-        f"stages[{wanted[0]}].compile = true: torch.compile needs a C++ compiler on a CPU and none was found "
-        "(set CXX, or install one: apt install g++); or set compile: auto (eager where it cannot) or false"
-    ]
+    return [f"stages[{wanted[0]}].compile = true: {problem}; or set compile: auto (eager where it cannot) or false"]

@@ -166,6 +166,34 @@ def test_from_pretrained_rejects_bad_arguments_before_loading(tmp_path, monkeypa
             Encoder.from_pretrained(tmp_path, **kwargs)
 
 
+def test_compiled_encoder_gives_the_plain_vectors(parts):
+    """``compile=True``: the blocks run through torch.compile (a model of its own, so the shared
+    fixture stays eager); batches with and without padding give the eager vectors."""
+    model, tok = _tiny_model(seed=3), parts[1]
+    want = Encoder(model, tok, autocast=False).encode(TEXTS, batch_size=2)
+    enc = Encoder(model, tok, autocast=False, compile=True)
+    assert enc.compiled and all(block._compiled_call_impl is not None for block in model.layers)
+    assert enc.compile() is enc  # a second call changes nothing
+    np.testing.assert_allclose(enc.encode(TEXTS, batch_size=2), want, atol=1e-5)
+    np.testing.assert_allclose(enc.encode(TEXTS[1], batch_size=1), want[1], atol=1e-5)  # no padding
+
+
+def test_compile_without_a_cpu_compiler_fails_before_loading(tmp_path, monkeypatch, parts):
+    from transformers import PreTrainedModel
+
+    from llm2vec_lite.errors import UsageError
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr("llm2vec_lite.block_compile.shutil.which", lambda name: None)
+    monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(lambda *a, **k: pytest.fail("weights loaded")))
+    with pytest.raises(UsageError, match=r"compile=True: torch.compile needs a C\+\+ compiler"):
+        Encoder.from_pretrained(tmp_path, compile=True)
+    model, tok = _tiny_model(seed=4), parts[1]
+    with pytest.raises(UsageError, match="C\\+\\+ compiler"):
+        Encoder(model, tok, compile=True)
+    assert all(block._compiled_call_impl is None for block in model.layers)
+
+
 def test_window_keep_is_saved_and_honoured_by_from_pretrained(tmp_path, tiny_model, tiny_tokenizer):
     """A model patched with window='keep' keeps its sliding window after save + from_pretrained."""
     from llm2vec_lite.patches import enable_bidirectional

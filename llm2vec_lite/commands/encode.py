@@ -45,6 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
     p.add_argument("--causal", action="store_true", help="do not make attention bidirectional (baseline)")
     p.add_argument("--no-autocast", action="store_true", help="no bf16 autocast (exact float32)")
+    p.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the transformer blocks: ~half a minute first, then long texts encode up to 2x faster",
+    )
     p.set_defaults(func=run, _parser=p)
 
 
@@ -66,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         device=args.device,
         bidirectional=False if args.causal else None,
+        compile=args.compile,
     )
     if args.no_autocast:
         encoder.autocast = False
