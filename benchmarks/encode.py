@@ -15,7 +15,7 @@ Run::
 
     python benchmarks/encode.py                      # full: 3000 sentences, batch 32
     python benchmarks/encode.py --limit 600 --long 16  # quick
-    python benchmarks/encode.py --long 32 --compile --profile-long  # + compiled blocks, profiles
+    python benchmarks/encode.py --long 32 --compile --profile  # + compiled blocks, profiles
 
 Other processes on the machine slow every row alike; rerun when it is idle for absolute numbers.
 """
@@ -109,7 +109,7 @@ def main() -> None:
     ap.add_argument("--skip-st-fp32", action="store_true", help="skip the slowest row")
     ap.add_argument("--compile", action="store_true", help="also time Encoder(compile=True) on both workloads")
     ap.add_argument("--rounds", type=int, default=2, help="timed passes per row, alternated (best kept)")
-    ap.add_argument("--profile-long", action="store_true", help="torch.profiler table of one long pass per mode")
+    ap.add_argument("--profile", action="store_true", help="torch.profiler tables: one short and one long pass per mode")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -167,25 +167,34 @@ def main() -> None:
         run()
         print(f"warm-up pass {name}: {time.perf_counter() - t:.1f}s")
     results: dict[str, tuple[np.ndarray, float, int]] = {}
+    times: dict[str, list[float]] = {name: [] for name in runners}
     for _ in range(args.rounds):
         for name, run in runners.items():
             out, dt, extra = timed(run, lambda: None)
             _, best, most = results.get(name, (None, float("inf"), 0))
             results[name] = (out, min(dt, best), max(extra, most))
+            times[name].append(dt)
+    if args.profile:
+        for name in [n for n in runners if n.startswith("llm2vec-lite bf16")]:
+            print(f"\nprofile of one pass over the sentences, {name} (self CPU time per op):")
+            print(profile_table(runners[name]))
     uncompile_blocks(enc.model)  # the long-batch part below switches between the two itself
 
     print()
-    print("| run | sentences/s | time (s) | peak extra RSS (MiB) | achieved GFLOP/s | % of bf16 matmul peak |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"best of {args.rounds} alternated passes (median time beside it)")
+    print("| run | sentences/s | time (s) | median (s) | peak extra RSS (MiB) | achieved GFLOP/s | % of bf16 matmul peak |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, (_, dt, extra) in results.items():
-        print(f"| {name} | {len(sentences) / dt:.1f} | {dt:.1f} | {extra / 2**20:.0f} | "
+        print(f"| {name} | {len(sentences) / dt:.1f} | {dt:.1f} | {np.median(times[name]):.1f} | {extra / 2**20:.0f} | "
               f"{flops / dt / 1e9:.0f} | {100 * flops / dt / peak_bf16:.0f}% |")
 
     ours_bf16 = results["llm2vec-lite bf16 autocast"]
     ours_fp32 = results["llm2vec-lite fp32"]
     st_b = results["sentence-transformers bf16 weights"]
     print()
-    print(f"speed-up, bf16 vs bf16 (ours autocast / ST bf16 weights): {st_b[1] / ours_bf16[1]:.2f}x")
+    ratio = np.median(times["sentence-transformers bf16 weights"]) / np.median(times["llm2vec-lite bf16 autocast"])
+    print(f"speed-up, bf16 vs bf16 (ours autocast / ST bf16 weights): {st_b[1] / ours_bf16[1]:.2f}x best, "
+          f"{ratio:.2f}x median")
     if "sentence-transformers fp32" in results:
         st_f = results["sentence-transformers fp32"]
         print(f"speed-up, fp32 vs fp32: {st_f[1] / ours_fp32[1]:.2f}x; ours bf16 vs ST fp32: "
@@ -208,6 +217,7 @@ def main() -> None:
         lb = args.long_batch_size
         modes = ["plain", "compiled"] if args.compile else ["plain"]
         best = dict.fromkeys(modes, float("inf"))
+        long_times: dict[str, list[float]] = {mode: [] for mode in modes}
         extra = dict.fromkeys(modes, 0)
         for _ in range(args.rounds):  # alternated, so a noisy moment does not land on one mode only
             for mode in modes:
@@ -217,18 +227,20 @@ def main() -> None:
                     lambda: enc.encode(longs[:lb], batch_size=lb, autocast=True),
                 )
                 best[mode], extra[mode] = min(best[mode], dt), max(extra[mode], mem)
+                long_times[mode].append(dt)
         peak_bf16 = max(peak_bf16, matmul_peak("bf16") * 1e9)  # the square-matmul rate drifts: best seen
         print()
         print(f"long batches: {len(longs)} texts of ~{np.mean(long_lengths):.0f} tokens, batch {lb}, bf16 autocast, "
               f"best of {args.rounds}; bf16 matmul peak (best seen in the run) {peak_bf16 / 1e9:.0f} GFLOP/s")
-        if args.profile_long:
+        if args.profile:
             for mode in modes:
                 (compile_blocks if mode == "compiled" else uncompile_blocks)(enc.model)
                 print(f"\nprofile of one long pass, {mode} (self CPU time per op):")
                 print(profile_table(lambda: enc.encode(longs, batch_size=lb, autocast=True, show_progress=False)))
         for mode in modes:
             dt = best[mode]
-            print(f"  {mode}: {len(longs) / dt:.2f} texts/s, {long_flops / dt / 1e9:.0f} GFLOP/s = "
+            print(f"  {mode}: {len(longs) / dt:.2f} texts/s (median {len(longs) / np.median(long_times[mode]):.2f}), "
+                  f"{long_flops / dt / 1e9:.0f} GFLOP/s = "
                   f"{100 * long_flops / dt / peak_bf16:.0f}% of the peak, peak extra RSS {extra[mode] / 2**20:.0f} MiB")
 
 if __name__ == "__main__":

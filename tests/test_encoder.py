@@ -98,6 +98,21 @@ def test_bf16_autocast_stays_close_to_fp32(parts):
     assert (exact * fast).sum(1).min() > 0.99
 
 
+def test_autocast_casts_each_weight_once_per_call_not_once_per_batch(parts):
+    """The bf16 copy of a weight is made once per ``encode`` call and reused by every batch.
+    ``torch.inference_mode`` turns autocast's cast cache off (every batch re-cast the whole model:
+    a quarter of the time of short-sentence encoding); the encoder runs under ``no_grad``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model, tok = parts
+    enc = _enc(parts)
+    mlp_shape = list(model.layers[0].mlp.gate_proj.weight.shape)  # gate and up: (64, 32)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        enc.encode(TEXTS, batch_size=1, autocast=True)  # five batches
+    casts = [e for e in prof.events() if e.name == "aten::_to_copy" and e.input_shapes[:1] == [mlp_shape]]
+    assert len(casts) == 2 * len(model.layers)  # gate + up of each block, once
+
+
 def test_instruction_changes_vector_but_is_not_pooled(parts):
     from llm2vec_lite.tokenization import tokenize
 
