@@ -47,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-autocast", action="store_true", help="no bf16 autocast (exact float32)")
     p.add_argument(
         "--compile", action="store_true",
-        help="torch.compile the transformer blocks: ~half a minute first, then long texts encode up to 2x faster",
+        help="torch.compile the transformer blocks (half a minute first): worth trying for files of long texts",
     )
     p.set_defaults(func=run, _parser=p)
 
