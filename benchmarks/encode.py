@@ -145,9 +145,13 @@ def main() -> None:
 
     bs = args.batch_size
 
+    def use_compiled(compiled: bool) -> None:
+        """Switch the one model between compiled and eager blocks (rows and modes share it)."""
+        (compile_blocks if compiled else uncompile_blocks)(enc.model)
+
     def ours(autocast: bool, compiled: bool = False):
         def run():
-            (compile_blocks if compiled else uncompile_blocks)(enc.model)
+            use_compiled(compiled)
             return enc.encode(sentences, batch_size=bs, autocast=autocast, show_progress=False)
         return run
 
@@ -178,7 +182,7 @@ def main() -> None:
         for name in [n for n in runners if n.startswith("llm2vec-lite bf16")]:
             print(f"\nprofile of one pass over the sentences, {name} (self CPU time per op):")
             print(profile_table(runners[name]))
-    uncompile_blocks(enc.model)  # the long-batch part below switches between the two itself
+    use_compiled(False)  # the long-batch part below switches between the two itself
 
     print()
     print(f"best of {args.rounds} alternated passes (median time beside it)")
@@ -221,7 +225,7 @@ def main() -> None:
         extra = dict.fromkeys(modes, 0)
         for _ in range(args.rounds):  # alternated, so a noisy moment does not land on one mode only
             for mode in modes:
-                (compile_blocks if mode == "compiled" else uncompile_blocks)(enc.model)
+                use_compiled(mode == "compiled")
                 _, dt, mem = timed(
                     lambda: enc.encode(longs, batch_size=lb, autocast=True, show_progress=False),
                     lambda: enc.encode(longs[:lb], batch_size=lb, autocast=True),
@@ -234,7 +238,7 @@ def main() -> None:
               f"best of {args.rounds}; bf16 matmul peak (best seen in the run) {peak_bf16 / 1e9:.0f} GFLOP/s")
         if args.profile:
             for mode in modes:
-                (compile_blocks if mode == "compiled" else uncompile_blocks)(enc.model)
+                use_compiled(mode == "compiled")
                 print(f"\nprofile of one long pass, {mode} (self CPU time per op):")
                 print(profile_table(lambda: enc.encode(longs, batch_size=lb, autocast=True, show_progress=False)))
         for mode in modes:

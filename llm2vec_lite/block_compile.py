@@ -23,7 +23,7 @@ import shutil
 
 import torch
 
-__all__ = ["compile_blocks", "compile_problems", "compiler_problem", "compiles", "uncompile_blocks"]
+__all__ = ["blocks_compiled", "compile_blocks", "compile_problems", "compiler_problem", "compiles", "uncompile_blocks"]
 
 
 def _blocks(model) -> list[torch.nn.Module]:
@@ -50,6 +50,11 @@ def uncompile_blocks(model) -> None:
     """Put the blocks of ``model`` back in eager mode (undoes :func:`compile_blocks`)."""
     for block in _blocks(model):
         block._compiled_call_impl = None  # what nn.Module.compile sets; None = the plain __call__
+
+
+def blocks_compiled(model) -> bool:
+    """Whether every block of ``model`` runs through ``torch.compile`` now (read from the blocks)."""
+    return all(block._compiled_call_impl is not None for block in _blocks(model))
 
 
 def _cpu_compiler() -> str | None:

@@ -144,7 +144,6 @@ class Encoder:
                 f"projection expects {projection.in_dim}-dim vectors but the model's hidden size is {self.hidden_size}"
             )
         self.projection = projection
-        self.compiled = False
         if compile:
             self.compile()
         # Right padding by default; left gives the same vectors (tests check it), some kernels prefer it.
@@ -335,6 +334,13 @@ class Encoder:
         """:meth:`encode` with ``instruction=self.document_instruction``."""
         return self.encode(texts, instruction=self.document_instruction, **kwargs)
 
+    @property
+    def compiled(self) -> bool:
+        """Whether the blocks run compiled now: read from the model, so ``uncompile_blocks`` shows."""
+        from llm2vec_lite.block_compile import blocks_compiled
+
+        return blocks_compiled(self.model)
+
     def compile(self) -> Encoder:
         """Compile the transformer blocks (once; the compiled code is built on the next encode).
 
@@ -349,7 +355,6 @@ class Encoder:
         if not self.compiled:
             _check_compiler(self.device)
             compile_blocks(self.model)
-            self.compiled = True
         return self
 
     def _use_autocast(self, override: bool | None) -> bool:

@@ -191,6 +191,11 @@ def test_compiled_encoder_gives_the_plain_vectors(parts):
     assert enc.compile() is enc  # a second call changes nothing
     np.testing.assert_allclose(enc.encode(TEXTS, batch_size=2), want, atol=1e-5)
     np.testing.assert_allclose(enc.encode(TEXTS[1], batch_size=1), want[1], atol=1e-5)  # no padding
+    from llm2vec_lite.block_compile import uncompile_blocks
+
+    uncompile_blocks(model)  # the state is read from the blocks, so it cannot go stale
+    assert not enc.compiled
+    assert enc.compile().compiled
 
 
 def test_compile_without_a_cpu_compiler_fails_before_loading(tmp_path, monkeypatch, parts):
