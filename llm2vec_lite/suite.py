@@ -328,12 +328,22 @@ def st_prompts(prompts: dict[str, str]) -> Prompts:
 
 
 def sentence_transformers_embedder(
-    path: str, *, batch_size: int = 32, max_length: int | None = None, device: str | None = None
+    path: str,
+    *,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> TextEmbedder:
-    """A sentence-transformers model folder (or hub id) as a suite model, with its own prompts."""
+    """A sentence-transformers model folder (or hub id) as a suite model, with its own prompts.
+
+    ``dtype`` (``"bfloat16"``...) loads the weights in that type: on a CPU with bf16 units a
+    300M-parameter model encodes a suite several times faster than in float32.
+    """
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(path, device=device or "cpu")
+    model_kwargs = {"dtype": dtype} if dtype not in (None, "auto") else None
+    model = SentenceTransformer(path, device=device or "cpu", model_kwargs=model_kwargs)
     if max_length is not None:
         model.max_seq_length = max_length
 
