@@ -173,7 +173,14 @@ def _mteb_task(task: LocalTask, *, samples_per_label: int, n_experiments: int, s
                 }
             }
         elif task.type == "classification":
-            self.dataset = DatasetDict({s: Dataset.from_dict(d[s]) for s in ("train", "test")})
+            # label ids, not names: MTEB scores a two-label task's average precision with pos_label=1
+            ids = {name: i for i, name in enumerate(sorted(set(d["train"]["label"])))}
+            self.dataset = DatasetDict(
+                {
+                    s: Dataset.from_dict({"text": d[s]["text"], "label": [ids[x] for x in d[s]["label"]]})
+                    for s in ("train", "test")
+                }
+            )
         elif task.type == "clustering":
             self.dataset = DatasetDict({"test": Dataset.from_dict({"sentences": d["text"], "labels": d["label"]})})
         else:
@@ -349,7 +356,8 @@ def sentence_transformers_embedder(
 
     def embed(texts: list[str], prefix: str | None) -> np.ndarray:
         return model.encode(
-            texts, prompt=prefix or None, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+            texts, prompt=prefix or None, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
         )
 
     return TextEmbedder(name=path, embed=embed, prompts=st_prompts(dict(getattr(model, "prompts", {}) or {})))
