@@ -352,6 +352,7 @@ POINTER = re.compile(r"docs/(\w+)\.md,?\s*(?:#\s*)?([\"'])(.+?)\2", re.DOTALL)
 def _pointer_sources() -> list[Path]:
     files = [*PAGES, *sorted((ROOT / "recipes").glob("*.yaml")), *sorted((ROOT / "scripts").glob("*.sh"))]
     files += sorted((ROOT / "llm2vec_lite").rglob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py"))
+    files += sorted((ROOT / "benchmarks").glob("*.txt"))
     return files
 
 
