@@ -4,7 +4,7 @@ peft gives every adapted ``Linear`` its own ``lora_dropout`` module. In a Llama-
 q, k and v projections read the same tensor, and so do gate and up: seven adapters, seven dropout
 masks and seven dropped copies of the input kept for the backward pass, where three inputs exist.
 A profile of the supervised stage on SmolLM2-135M put about a fifth of the step in that dropout
-(issue 12). :func:`share_lora_dropout` swaps in :class:`SharedInputDropout` modules that remember
+(docs/performance.md). :func:`share_lora_dropout` swaps in :class:`SharedInputDropout` modules that remember
 the last input they saw model-wide: an adapter that receives the *same tensor object* as the one
 before it reuses that dropped copy. The result is what a fused qkv (or gate-up) adapter with
 input dropout computes: one mask per distinct input, the same expected update, about half the

@@ -462,7 +462,7 @@ class ProjectionSettings(_Strict):
     Why: mean-pooled decoder states are dominated by a few massive-activation dimensions, so the
     cosine of any two sentences is high and a contrastive loss can fall without changing what
     cosine similarity sees. Whitening (fitted without labels) removes that; the stage's loss and the
-    final encoder then use the same whitened vectors (docs/training.md, "Projection").
+    final encoder then use the same whitened vectors (docs/training.md, "SimCSE", its projection paragraph).
     """
 
     mode: Literal["whiten", "standardize", "center"] = Field(
