@@ -123,7 +123,7 @@ class Encoder:
         projection: Projection | None = None,
         compile: bool = False,
     ) -> None:
-        from llm2vec_lite.checks import check_max_length, check_window
+        from llm2vec_lite.arguments import check_max_length, check_window
         from llm2vec_lite.patches import is_bidirectional
 
         check_pooling(pooling)
@@ -202,7 +202,7 @@ class Encoder:
             ModelError: If the folder's ``llm2vec_lite.json`` is malformed.
             UnsupportedArchitectureError: If the model family has no bidirectional patch.
         """
-        from llm2vec_lite.checks import check_device, check_dtype, check_max_length, check_window
+        from llm2vec_lite.arguments import check_device, check_dtype, check_max_length, check_window
         from llm2vec_lite.modeling import load_model
 
         if pooling is not None:
@@ -504,7 +504,7 @@ def _read_settings(folder: str) -> dict[str, Any]:
     Raises:
         ModelError: If the file is not a JSON object or holds a value no encoder can have.
     """
-    from llm2vec_lite.checks import check_max_length, check_window
+    from llm2vec_lite.arguments import check_max_length, check_window
     from llm2vec_lite.errors import Llm2VecError, ModelError
 
     path = os.path.join(folder, SETTINGS_FILE)
