@@ -333,10 +333,10 @@ def preflight(recipe, *, stages: dict[int, Any] | None = None, processes: int | 
             ``batch_size`` the processes do not divide.
         DataError: If a local data file is missing or malformed.
     """
-    from llm2vec_lite.block_compile import compile_problems
     from llm2vec_lite.recipe.errors import _problem_report
     from llm2vec_lite.recipe.paths import _display_path
-    from llm2vec_lite.runtime import training_device
+    from llm2vec_lite.runtime.block_compile import compile_problems
+    from llm2vec_lite.runtime.policy import training_device
 
     device = training_device()
     problems = list(recipe_problems(recipe)) + training_backend_problems(recipe.attn_implementation, device)
