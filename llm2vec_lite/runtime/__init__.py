@@ -32,7 +32,10 @@ Each trick, what it bought where it was measured (docs/performance.md), and its 
   eager stages with ``lora.dropout`` above 0.
 
 This package's ``__init__`` imports nothing heavy: :mod:`~llm2vec_lite.runtime.allocator` and
-:mod:`~llm2vec_lite.runtime.threads` must run before torch loads.
+:mod:`~llm2vec_lite.runtime.threads` must run before torch loads. The modules used to sit at the
+package root; the old names (``llm2vec_lite.allocator``, ``from llm2vec_lite.runtime import
+mixed_precision`` ...) give the same modules and objects, with a ``DeprecationWarning``, until the
+next release.
 """
 
 from __future__ import annotations
