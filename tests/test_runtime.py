@@ -124,8 +124,9 @@ def test_patching_an_old_path_patches_the_code_that_runs(monkeypatch):
     assert compiles("auto", "cpu") is True
 
 
-def test_an_unknown_runtime_name_is_an_attribute_error():
+def test_the_old_runtime_names_are_the_policy_module_and_nothing_else():
     import llm2vec_lite.runtime
 
+    assert set(runtime.__all__) == llm2vec_lite.runtime._POLICY_NAMES  # the list cannot drift
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         llm2vec_lite.runtime.nope  # noqa: B018

@@ -55,6 +55,7 @@ _POLICY_NAMES = frozenset(
 
 
 def __getattr__(name: str) -> Any:
+    """The policy names at their old place, imported only when asked for (this package loads no torch)."""
     if name in _POLICY_NAMES:
         warnings.warn(
             f"llm2vec_lite.runtime.{name} moved to llm2vec_lite.runtime.policy.{name}; the old name "
