@@ -141,7 +141,7 @@ def main() -> None:
           f"{flops / 1e12:.2f} TFLOP per pass; matmul peak bf16 {peak_bf16 / 1e9:.0f} GFLOP/s, "
           f"fp32 {peak_fp32 / 1e9:.0f} GFLOP/s")
 
-    from llm2vec_lite.block_compile import compile_blocks, uncompile_blocks
+    from llm2vec_lite.runtime.block_compile import compile_blocks, uncompile_blocks
 
     bs = args.batch_size
 

@@ -216,7 +216,7 @@ def format_table(rows: list[dict], shapes: dict[str, dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     # Both sides under the same OpenMP wait policy: the one the llm2vec-lite command sets (passive),
-    # which keeps a shared machine from collapsing (llm2vec_lite/threads.py). A value set by the caller wins.
+    # which keeps a shared machine from collapsing (llm2vec_lite/runtime/threads.py). A value set by the caller wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import yaml
 

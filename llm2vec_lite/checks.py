@@ -1,11 +1,12 @@
 """Checks that need no model weights, run before any weights load.
 
-Two kinds, one function each:
+This is the preflight layer: it sits above the stages and the data readers, which it uses.
 
 - :func:`recipe_problems` looks at a validated recipe alone (no file, no torch): ``warmup_steps``
-  beyond ``steps``, an unknown ``attn_implementation``. :func:`~llm2vec_lite.recipe.load_recipe`
-  runs it, so every loader (``recipe check``, ``convert``, Python code) reports these with the
-  schema problems.
+  beyond ``steps``, an unknown ``attn_implementation``. It lives in
+  :mod:`llm2vec_lite.recipe.consistency`, because :func:`~llm2vec_lite.recipe.load_recipe` runs it,
+  so every loader (``recipe check``, ``convert``, Python code) reports these with the schema
+  problems; it is re-exported here.
 - :func:`preflight` reads what is cheap to read: the base model's ``config.json`` (is there a
   patch for this architecture?), its tokenizer (does ``max_length`` hold a token plus the special
   tokens, is there a single-token mask for ``mask_token: blank``?) and the local data (at least
@@ -14,8 +15,9 @@ Two kinds, one function each:
   fails in seconds, with every problem listed.
 
 The argument checks shared by the CLI and :meth:`Encoder.from_pretrained` (:func:`check_max_length`,
-:func:`check_device`, :func:`check_dtype`) raise :class:`~llm2vec_lite.errors.UsageError`, which the
-CLI turns into exit status 2.
+:func:`check_device`, :func:`check_dtype`, :func:`check_window`) live in :mod:`llm2vec_lite.arguments`,
+below the encoder, and are re-exported here. They raise :class:`~llm2vec_lite.errors.UsageError`,
+which the CLI turns into exit status 2.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from llm2vec_lite.errors import Llm2VecError, RecipeError, UsageError
+from llm2vec_lite.arguments import check_device, check_dtype, check_max_length, check_window
+from llm2vec_lite.errors import Llm2VecError, RecipeError
+from llm2vec_lite.recipe.consistency import ATTN_IMPLEMENTATIONS, recipe_problems
 
 logger = logging.getLogger(__name__)
 
@@ -42,71 +46,6 @@ __all__ = [
     "training_backend_problems",
     "requested_processes",
 ]
-
-# transformers 5.x attention backends (tests/test_checks.py checks these against transformers'
-# own registry, so the list cannot drift). A hub kernel ("org/repo") is accepted as well.
-ATTN_IMPLEMENTATIONS = (
-    "eager",
-    "sdpa",
-    "flex_attention",
-    "flash_attention_2",
-    "flash_attention_3",
-    "flash_attention_4",
-    "paged|eager",
-)
-
-
-# ------------------------------------------------------------------------------ arguments
-def check_max_length(value: int | None, name: str = "max_length") -> int | None:
-    """Return ``value`` (``None`` = the folder's own) or raise UsageError when it is below 1."""
-    if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
-        raise UsageError(f"{name} must be a whole number >= 1 (tokens per text), got {value!r}")
-    return value
-
-
-def check_window(window: str, name: str = "window") -> str:
-    """Return ``window`` or raise UsageError naming the valid choices (``full``, ``keep``)."""
-    from llm2vec_lite.patches.base import check_window as _check
-
-    try:
-        return _check(window)
-    except ValueError as e:
-        raise UsageError(f"{name}: {e}") from None
-
-
-def check_dtype(dtype: Any, name: str = "dtype") -> None:
-    """Raise UsageError unless ``dtype`` is ``None``, ``"auto"``, a known name or a ``torch.dtype``."""
-    from llm2vec_lite.modeling import DTYPE_NAMES, resolve_dtype
-
-    try:
-        resolve_dtype(dtype)
-    except UsageError:
-        raise UsageError(f"{name} {dtype!r} is not a dtype; valid: auto, {', '.join(DTYPE_NAMES)}") from None
-
-
-def check_device(device: Any, name: str = "device") -> None:
-    """Raise UsageError when ``device`` is malformed or names hardware this machine lacks.
-
-    torch would otherwise fail later, after the weights load, with an ``AssertionError`` ("Torch
-    not compiled with CUDA enabled") or an index error.
-    """
-    if device is None:
-        return
-    import torch
-
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as e:
-        raise UsageError(f"{name} {device!r} is not a device ({e}); use cpu, cuda, cuda:1, mps ...") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = "torch was built without CUDA" if torch.version.cuda is None else "no CUDA GPU is visible"
-            raise UsageError(f"{name} {device!r}: CUDA is not available here ({why}); use cpu")
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise UsageError(f"{name} {device!r}: this machine has {count} CUDA device(s) (cuda:0 .. cuda:{count - 1})")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"{name} {device!r}: MPS is not available here; use cpu")
 
 
 # ------------------------------------------------------------------------------ processes
@@ -160,25 +99,6 @@ def process_shortfall_message(requested: int | None, running: int) -> str | None
         f"machine, run: {MULTI_PROCESS_COMMAND.format(n=requested)} "
         f"(or torchrun --nproc_per_node {requested} -m llm2vec_lite convert RECIPE); see docs/training.md."
     )
-
-
-# ------------------------------------------------------------------------------ recipes
-def recipe_problems(recipe) -> list[str]:
-    """Problems a validated recipe has on its own (no file is read). One ``field = value: why`` a line."""
-    problems = []
-    attn = recipe.attn_implementation
-    if attn is not None and attn not in ATTN_IMPLEMENTATIONS and "/" not in attn:
-        problems.append(
-            f"attn_implementation = {attn!r}: unknown attention backend; valid: "
-            f"{', '.join(ATTN_IMPLEMENTATIONS)}, a hub kernel 'org/repo', or null (transformers' default)"
-        )
-    for i, stage in enumerate(recipe.stages):
-        if stage.warmup_steps > stage.steps:
-            problems.append(
-                f"stages[{i}].warmup_steps = {stage.warmup_steps}: larger than steps = {stage.steps}, "
-                f"so the learning rate would never reach learning_rate; use warmup_steps <= {stage.steps}"
-            )
-    return problems
 
 
 def training_backend_problems(attn: str | None, device) -> list[str]:
@@ -413,10 +333,10 @@ def preflight(recipe, *, stages: dict[int, Any] | None = None, processes: int | 
             ``batch_size`` the processes do not divide.
         DataError: If a local data file is missing or malformed.
     """
-    from llm2vec_lite.block_compile import compile_problems
     from llm2vec_lite.recipe.errors import _problem_report
     from llm2vec_lite.recipe.paths import _display_path
-    from llm2vec_lite.runtime import training_device
+    from llm2vec_lite.runtime.block_compile import compile_problems
+    from llm2vec_lite.runtime.policy import training_device
 
     device = training_device()
     problems = list(recipe_problems(recipe)) + training_backend_problems(recipe.attn_implementation, device)

@@ -15,9 +15,9 @@ from importlib import import_module
 
 from llm2vec_lite import __version__
 from llm2vec_lite.errors import Llm2VecError
-from llm2vec_lite.threads import prefer_passive_openmp
+from llm2vec_lite.runtime.threads import prefer_passive_openmp
 
-prefer_passive_openmp()  # before any subcommand imports torch (see llm2vec_lite/threads.py)
+prefer_passive_openmp()  # before any subcommand imports torch (see llm2vec_lite/runtime/threads.py)
 
 # Order is the order shown by --help.
 _COMMANDS = ("convert", "recipe", "encode", "eval", "whiten", "patches", "synth")
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and _trains(sys.argv[1:]):
-        from llm2vec_lite.allocator import restart_with_jemalloc
+        from llm2vec_lite.runtime.allocator import restart_with_jemalloc
 
         # before the parser: some verbs' options import torch, and an allocator must be chosen first
         restart_with_jemalloc()  # returns only when it does not apply

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from llm2vec_lite.errors import UsageError
 from llm2vec_lite.pooling import POOLING_MODES, check_pooling, embed, needs_eos
 from llm2vec_lite.projection import PROJECTION_DIR, Projection, load_projection
-from llm2vec_lite.runtime import bf16_is_fast, cpu_has_fast_bf16
+from llm2vec_lite.runtime.policy import bf16_is_fast, cpu_has_fast_bf16
 from llm2vec_lite.tokenization import PaddingSide, TokenizedRow, _pad_id, encode_rows, pad_rows
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ class Encoder:
         projection: Projection | None = None,
         compile: bool = False,
     ) -> None:
-        from llm2vec_lite.checks import check_max_length, check_window
+        from llm2vec_lite.arguments import check_max_length, check_window
         from llm2vec_lite.patches import is_bidirectional
 
         check_pooling(pooling)
@@ -202,7 +202,7 @@ class Encoder:
             ModelError: If the folder's ``llm2vec_lite.json`` is malformed.
             UnsupportedArchitectureError: If the model family has no bidirectional patch.
         """
-        from llm2vec_lite.checks import check_device, check_dtype, check_max_length, check_window
+        from llm2vec_lite.arguments import check_device, check_dtype, check_max_length, check_window
         from llm2vec_lite.modeling import load_model
 
         if pooling is not None:
@@ -337,7 +337,7 @@ class Encoder:
     @property
     def compiled(self) -> bool:
         """Whether the blocks run compiled now: read from the model, so ``uncompile_blocks`` shows."""
-        from llm2vec_lite.block_compile import blocks_compiled
+        from llm2vec_lite.runtime.block_compile import blocks_compiled
 
         return blocks_compiled(self.model)
 
@@ -350,7 +350,7 @@ class Encoder:
         Raises:
             UsageError: If the model is on a CPU and there is no C++ compiler for inductor.
         """
-        from llm2vec_lite.block_compile import compile_blocks
+        from llm2vec_lite.runtime.block_compile import compile_blocks
 
         if not self.compiled:
             _check_compiler(self.device)
@@ -473,7 +473,7 @@ class Encoder:
 # ---------------------------------------------------------------------- helpers
 def _check_compiler(device: str | torch.device) -> None:
     """Refuse ``compile`` where inductor cannot build kernels, before a model loads or runs."""
-    from llm2vec_lite.block_compile import compiler_problem
+    from llm2vec_lite.runtime.block_compile import compiler_problem
 
     problem = compiler_problem(device)
     if problem is not None:
@@ -504,7 +504,7 @@ def _read_settings(folder: str) -> dict[str, Any]:
     Raises:
         ModelError: If the file is not a JSON object or holds a value no encoder can have.
     """
-    from llm2vec_lite.checks import check_max_length, check_window
+    from llm2vec_lite.arguments import check_max_length, check_window
     from llm2vec_lite.errors import Llm2VecError, ModelError
 
     path = os.path.join(folder, SETTINGS_FILE)

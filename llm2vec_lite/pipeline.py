@@ -42,11 +42,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm2vec_lite.allocator import allocator_advice
 from llm2vec_lite.checkpoint import atomic_dir, write_json
 from llm2vec_lite.errors import RecipeError, UsageError
 from llm2vec_lite.projection import load_projection
 from llm2vec_lite.recipe_eval import CURVE_FILE, EVAL_FILE, curve_callback, evaluate_final
+from llm2vec_lite.runtime.allocator import allocator_advice
 
 if TYPE_CHECKING:
     from llm2vec_lite.trainer import StepCallback
@@ -223,7 +223,7 @@ def count_lora_parameters(recipe, index: int) -> int:
         from llm2vec_lite.modeling import keep_first_layers
 
         keep_first_layers(model, recipe.num_layers)
-    from llm2vec_lite.lora import with_lora
+    from llm2vec_lite.runtime.lora import with_lora
 
     peft_model = with_lora(model, recipe, index)
     return sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
@@ -465,12 +465,12 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     import torch
     from accelerate.utils import set_seed
 
-    from llm2vec_lite.block_compile import compiles
-    from llm2vec_lite.frozen_base import frozen_linears_in
-    from llm2vec_lite.fused_lora import fused_lora
-    from llm2vec_lite.lora import scale_adapters, share_lora_dropout, with_lora
     from llm2vec_lite.patches import enable_bidirectional
-    from llm2vec_lite.runtime import training_attention
+    from llm2vec_lite.runtime.block_compile import compiles
+    from llm2vec_lite.runtime.frozen_base import frozen_linears_in
+    from llm2vec_lite.runtime.fused_lora import fused_lora
+    from llm2vec_lite.runtime.lora import scale_adapters, share_lora_dropout, with_lora
+    from llm2vec_lite.runtime.policy import training_attention
     from llm2vec_lite.trainer import LoopSettings, train
 
     t0 = time.perf_counter()

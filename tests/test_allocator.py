@@ -9,7 +9,7 @@ import pytest
 
 
 def test_allocator_advice_names_an_installed_jemalloc(tmp_path, monkeypatch):
-    from llm2vec_lite.allocator import allocator_advice
+    from llm2vec_lite.runtime.allocator import allocator_advice
 
     monkeypatch.setattr("sys.platform", "linux")
     glibc_only = "7f00-7f01 r-xp 0 08:01 1 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
@@ -19,7 +19,7 @@ def test_allocator_advice_names_an_installed_jemalloc(tmp_path, monkeypatch):
 
 
 def test_allocator_advice_says_how_to_install_when_none_is_found(tmp_path, monkeypatch):
-    from llm2vec_lite.allocator import allocator_advice
+    from llm2vec_lite.runtime.allocator import allocator_advice
 
     monkeypatch.setattr("sys.platform", "linux")
     advice = allocator_advice("/usr/lib/x86_64-linux-gnu/libc.so.6\n", (str(tmp_path),))
@@ -27,7 +27,7 @@ def test_allocator_advice_says_how_to_install_when_none_is_found(tmp_path, monke
 
 
 def test_allocator_advice_is_silent_when_jemalloc_or_tcmalloc_is_loaded_or_off_linux(tmp_path, monkeypatch):
-    from llm2vec_lite.allocator import allocator_advice
+    from llm2vec_lite.runtime.allocator import allocator_advice
 
     monkeypatch.setattr("sys.platform", "linux")
     for lib in ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", "/usr/lib/libtcmalloc_minimal.so.4.5.9"):
@@ -40,7 +40,7 @@ def test_allocator_advice_is_silent_when_jemalloc_or_tcmalloc_is_loaded_or_off_l
 
 
 def test_installed_allocator_takes_the_first_name_found_in_the_first_folder(tmp_path):
-    from llm2vec_lite.allocator import installed_allocator
+    from llm2vec_lite.runtime.allocator import installed_allocator
 
     first, second = tmp_path / "a", tmp_path / "b"
     first.mkdir(), second.mkdir()
@@ -52,7 +52,7 @@ def test_installed_allocator_takes_the_first_name_found_in_the_first_folder(tmp_
 
 
 def _restart(env, tmp_path, monkeypatch, installed=True):
-    from llm2vec_lite import allocator
+    from llm2vec_lite.runtime import allocator
 
     monkeypatch.setattr("sys.platform", "linux")
     monkeypatch.delitem(sys.modules, "torch", raising=False)  # as at the command's start
@@ -97,7 +97,7 @@ def test_without_jemalloc_the_restart_tunes_glibc_unless_the_user_did(tmp_path, 
 
 
 def test_no_restart_after_torch_loaded(tmp_path, monkeypatch):
-    from llm2vec_lite import allocator
+    from llm2vec_lite.runtime import allocator
 
     (tmp_path / "libjemalloc.so.2").write_bytes(b"")
     monkeypatch.setitem(sys.modules, "torch", object())
@@ -107,7 +107,7 @@ def test_no_restart_after_torch_loaded(tmp_path, monkeypatch):
 def test_the_command_restarts_itself_only_for_a_real_convert(tmp_path):
     """Through the real entry point: --dry-run and other verbs never restart (stderr says it)."""
     script = (
-        "import sys, llm2vec_lite.allocator as a\n"
+        "import sys, llm2vec_lite.runtime.allocator as a\n"
         "a.restart_with_jemalloc = lambda *x, **k: print('RESTART', 'torch' in sys.modules, file=sys.stderr)\n"
         "from llm2vec_lite.cli import main\n"
         "sys.argv = ['llm2vec-lite', *sys.argv[1:]]\n"

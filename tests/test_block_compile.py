@@ -13,8 +13,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "recipes"))
 
 from tiny_project import make_tiny_project  # noqa: E402
 
-from llm2vec_lite.block_compile import compile_blocks, compile_problems, compiles, uncompile_blocks  # noqa: E402
 from llm2vec_lite.errors import RecipeError  # noqa: E402
+from llm2vec_lite.runtime.block_compile import compile_blocks, compile_problems, compiles, uncompile_blocks  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ def test_no_compiler_is_a_recipe_error_before_weights_load(project, monkeypatch)
 
     monkeypatch.setenv("ACCELERATE_USE_CPU", "1")
     monkeypatch.delenv("CXX", raising=False)
-    monkeypatch.setattr("llm2vec_lite.block_compile.shutil.which", lambda name: None)
+    monkeypatch.setattr("llm2vec_lite.runtime.block_compile.shutil.which", lambda name: None)
     recipe = _load(project, "stages.2.compile=true")
     assert compile_problems(recipe.stages, "cuda") == []  # inductor's GPU path needs no C++ compiler
     assert compile_problems(_load(project).stages, "cpu") == []
@@ -53,12 +53,12 @@ def test_auto_compiles_where_inductor_can_and_is_never_a_preflight_error(project
     recipe = _load(project, "stages.2.compile=auto")
     assert recipe.stages[2].compile == "auto"
     assert recipe.fingerprint == _load(project).fingerprint
-    monkeypatch.setattr("llm2vec_lite.block_compile.shutil.which", lambda name: None)
+    monkeypatch.setattr("llm2vec_lite.runtime.block_compile.shutil.which", lambda name: None)
     assert compiles("auto", "cpu") is False
     assert compiles("auto", "cuda") is True
     assert compiles(True, "cpu") is True and compiles(False, "cuda") is False
     assert compile_problems(recipe.stages, "cpu") == []
-    monkeypatch.setattr("llm2vec_lite.block_compile.shutil.which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr("llm2vec_lite.runtime.block_compile.shutil.which", lambda name: f"/usr/bin/{name}")
     assert compiles("auto", "cpu") is True
     with pytest.raises(RecipeError, match=r"compile"):
         _load(project, "stages.2.compile=sometimes")

@@ -191,7 +191,7 @@ def test_compiled_encoder_gives_the_plain_vectors(parts):
     assert enc.compile() is enc  # a second call changes nothing
     np.testing.assert_allclose(enc.encode(TEXTS, batch_size=2), want, atol=1e-5)
     np.testing.assert_allclose(enc.encode(TEXTS[1], batch_size=1), want[1], atol=1e-5)  # no padding
-    from llm2vec_lite.block_compile import uncompile_blocks
+    from llm2vec_lite.runtime.block_compile import uncompile_blocks
 
     uncompile_blocks(model)  # the state is read from the blocks, so it cannot go stale
     assert not enc.compiled
@@ -204,7 +204,7 @@ def test_compile_without_a_cpu_compiler_fails_before_loading(tmp_path, monkeypat
     from llm2vec_lite.errors import UsageError
 
     monkeypatch.delenv("CXX", raising=False)
-    monkeypatch.setattr("llm2vec_lite.block_compile.shutil.which", lambda name: None)
+    monkeypatch.setattr("llm2vec_lite.runtime.block_compile.shutil.which", lambda name: None)
     monkeypatch.setattr(PreTrainedModel, "from_pretrained", classmethod(lambda *a, **k: pytest.fail("weights loaded")))
     with pytest.raises(UsageError, match=r"compile=True: torch.compile needs a C\+\+ compiler"):
         Encoder.from_pretrained(tmp_path, compile=True)

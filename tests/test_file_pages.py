@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from llm2vec_lite.file_pages import file_backed_ranges, page_out
+from llm2vec_lite.runtime.file_pages import file_backed_ranges, page_out
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and madvise")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llm2vec_lite.frozen_base import frozen_linears_in
+from llm2vec_lite.runtime.frozen_base import frozen_linears_in
 
 
 def _peft_llama():
@@ -81,8 +81,8 @@ def test_weights_mapped_from_a_saved_folder_are_handed_back_and_come_back_unchan
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModel
 
-    import llm2vec_lite.frozen_base as frozen_base
-    from llm2vec_lite.file_pages import file_backed_ranges
+    import llm2vec_lite.runtime.frozen_base as frozen_base
+    from llm2vec_lite.runtime.file_pages import file_backed_ranges
 
     config = get_patch("llama").tiny_config()
     config.vocab_size = 4096  # a table of whole pages, as a real one is

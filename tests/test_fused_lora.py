@@ -6,7 +6,7 @@ import pytest
 import torch
 from llm2vec_lite.patches import get_patch, supported_architectures
 
-from llm2vec_lite.fused_lora import _GroupProduct, fused_lora, lora_groups
+from llm2vec_lite.runtime.fused_lora import _GroupProduct, fused_lora, lora_groups
 
 
 def _peft(model_type: str = "llama", dropout: float = 0.0, seed: int = 0, **overrides):

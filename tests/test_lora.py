@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llm2vec_lite.lora import SharedInputDropout, _LastInput, cpu_dropout, scale_adapters, share_lora_dropout
+from llm2vec_lite.runtime.lora import (
+    SharedInputDropout,
+    _LastInput,
+    cpu_dropout,
+    scale_adapters,
+    share_lora_dropout,
+)
 
 
 def _peft(p: float):

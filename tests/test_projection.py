@@ -104,7 +104,7 @@ def parts(tiny_model, tiny_tokenizer, monkeypatch):
     """
     from llm2vec_lite.patches import enable_bidirectional
 
-    from llm2vec_lite import runtime
+    from llm2vec_lite.runtime import policy as runtime
 
     monkeypatch.setattr(runtime, "cpu_has_fast_bf16", lambda: False)
     return enable_bidirectional(tiny_model("llama")), tiny_tokenizer()

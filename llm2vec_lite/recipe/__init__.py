@@ -27,6 +27,7 @@ The package keeps one concern per module:
 - :mod:`~llm2vec_lite.recipe.paths`: local paths against the recipe folder, shipped recipe names;
 - :mod:`~llm2vec_lite.recipe.overrides`: the ``key.path=value`` override language;
 - :mod:`~llm2vec_lite.recipe.errors`: pydantic errors as one-line ``field.path = value: ...`` messages;
+- :mod:`~llm2vec_lite.recipe.consistency`: rules across fields (``warmup_steps`` <= ``steps`` ...);
 - :mod:`~llm2vec_lite.recipe.reference`: the Markdown field reference (``recipe fields``, docs);
 - :mod:`~llm2vec_lite.recipe.loading`: :func:`load_recipe`, which ties the others together.
 

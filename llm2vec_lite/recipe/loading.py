@@ -1,10 +1,11 @@
 """Loading a recipe: read the YAML, apply overrides, validate, check and resolve paths.
 
 :func:`load_recipe` is the one entry point; it reports *all* problems at once (schema errors,
-whole-recipe checks from :mod:`llm2vec_lite.checks`, missing local files), one a line, before any
-training starts. Once the recipe is valid its local paths are made absolute and each data source
-learns where it was declared (for DataError messages). Those two path steps need the schema, so
-they live here rather than in :mod:`~llm2vec_lite.recipe.paths`, which the schema itself imports.
+whole-recipe checks from :mod:`~llm2vec_lite.recipe.consistency`, missing local files), one a
+line, before any training starts. Once the recipe is valid its local paths are made absolute and
+each data source learns where it was declared (for DataError messages). Those two path steps need
+the schema, so they live here rather than in :mod:`~llm2vec_lite.recipe.paths`, which the schema
+itself imports.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from llm2vec_lite.errors import RecipeError
+from llm2vec_lite.recipe.consistency import recipe_problems
 from llm2vec_lite.recipe.errors import _problem_report, format_validation_errors
 from llm2vec_lite.recipe.overrides import apply_overrides
 from llm2vec_lite.recipe.paths import (
@@ -78,9 +80,7 @@ def load_recipe(
     except ValidationError as e:
         problems += format_validation_errors(e, raw)
     if recipe is not None:
-        from llm2vec_lite.checks import recipe_problems  # checks that need the whole recipe
-
-        problems += recipe_problems(recipe)
+        problems += recipe_problems(recipe)  # checks that need the whole recipe
     if check_paths:
         problems += _missing_paths(raw, file.parent)
     if problems or recipe is None:

@@ -125,8 +125,8 @@ def load_tiny(recipe, head: str = "base", *, lora_dropout: float = 0.0):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from llm2vec_lite.lora import share_lora_dropout
     from llm2vec_lite.modeling import load_model
+    from llm2vec_lite.runtime.lora import share_lora_dropout
 
     torch.manual_seed(0)
     model, tok = load_model(recipe.base_model, head=head)

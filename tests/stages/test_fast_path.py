@@ -17,8 +17,8 @@ import pytest
 import torch
 from tiny_project import load_tiny
 
-from llm2vec_lite.frozen_base import frozen_linears_in
-from llm2vec_lite.fused_lora import fused_lora
+from llm2vec_lite.runtime.frozen_base import frozen_linears_in
+from llm2vec_lite.runtime.fused_lora import fused_lora
 from llm2vec_lite.stages import get_stage
 from llm2vec_lite.trainer import LoopSettings, make_accelerator, train
 
