@@ -607,6 +607,8 @@ def _extract(
         if len(extras) > 1 and extras[1]:
             _pick_columns(src, found, [extras[1]], "group_column")
         names = [*_pick_columns(src, found, wanted, pairs_hint=pairs_hint), *extras]
+        if required is not None:  # optional cells may be empty, but a short (malformed) row still goes
+            rows = [row for row in rows if all(c in row for c in wanted)]
         picked = [tuple(_cell(row.get(c)) if c else "" for c in names) for row in rows]
     n = len(wanted) if required is None else min(required, len(wanted))
     kept = [r for r in picked if all(r[:n])]

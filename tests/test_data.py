@@ -339,7 +339,7 @@ def test_instructions_come_from_the_row_then_the_source_then_the_stage(tmp_path)
             for r in [
                 {"q": "q1", "p": "p1", "n": "n1", "task": "  Find the answer "},
                 {"q": "q2", "p": "p2", "n": "n2", "task": ""},
-                {"q": "q3", "p": "p3", "n": "", "task": "Dropped row"},
+                {"q": "q3", "p": "p3", "n": "", "task": "No negative"},
             ]
         ),
         encoding="utf-8",
@@ -363,6 +363,7 @@ def test_instructions_come_from_the_row_then_the_source_then_the_stage(tmp_path)
     assert rows == [
         InstructedRow(("q1", "p1", "n1"), "Instruct: Find the answer\nQuery: ", "Doc: "),  # the row's own
         InstructedRow(("q2", "p2", "n2"), "Source: ", "Doc: "),  # empty cell: the source's
+        InstructedRow(("q3", "p3"), "Instruct: No negative\nQuery: ", "Doc: "),  # empty negative: a pair
         InstructedRow(("q4", "p4", "n4"), "Stage: ", "Same: "),  # nothing on the source: the stage's
     ]
     assert read_rows(sources, ["anchor", "positive", "negative"]) == [r.texts for r in rows]
