@@ -8,7 +8,7 @@ A recipe that says::
 
 gets, after its last stage, :func:`llm2vec_lite.evaluate.evaluate_sts` on ``output_dir/final``:
 the full results go to ``final/eval.json`` (the same JSON ``llm2vec-lite eval --json`` writes) and
-the table to an "Evaluation" section of the model card (``final/README.md``). The datasets are
+the scores to the model card (``final/README.md``: its ``model-index`` and an "Evaluation" table). The datasets are
 loaded by :func:`check_eval`, which :func:`llm2vec_lite.checks.preflight` runs before any model
 loads, so a typo in a dataset name fails at once, not after training.
 
@@ -64,7 +64,7 @@ def check_eval(recipe) -> list[str]:
     return []
 
 
-def evaluate_final(recipe, final: Path) -> dict[str, Any] | None:
+def evaluate_final(recipe, final: Path, *, card_template: str | Path | None = None) -> dict[str, Any] | None:
     """Score ``final`` on the recipe's ``eval:`` datasets; write ``eval.json`` and the card section.
 
     Returns:
@@ -73,24 +73,23 @@ def evaluate_final(recipe, final: Path) -> dict[str, Any] | None:
     if recipe.eval is None:
         return None
     from llm2vec_lite.encoder import Encoder
-    from llm2vec_lite.evaluate import evaluate_sts, format_table, load_sts_suite
+    from llm2vec_lite.evaluate import evaluate_sts, load_sts_suite
 
     suite = load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir)
     encoder = Encoder.from_pretrained(final, dtype=recipe.dtype)
     results = evaluate_sts(encoder, suite, model=str(final))
+    results["model"] = recipe.name  # not the folder: eval.json travels with the model
+    for r in results["datasets"].values():
+        if Path(str(r.get("source", ""))).is_absolute():
+            r["source"] = Path(r["source"]).name  # a local file, named as the card names data
     final = Path(final)
     partial = final / (EVAL_FILE + ".partial")
     partial.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     partial.replace(final / EVAL_FILE)
-    card = final / "README.md"
-    if card.is_file():
-        text = card.read_text(encoding="utf-8").split("\n## Evaluation\n", 1)[0].rstrip("\n")
-        card.write_text(
-            f"{text}\n\n## Evaluation\n\nSpearman and Pearson of cosine similarity x100 "
-            f"(`llm2vec-lite eval`), written by `convert` from the recipe's `eval:` block:\n\n"
-            f"{format_table(results)}\n",
-            encoding="utf-8",
-        )
+    if (final / "README.md").is_file():
+        from llm2vec_lite.sharing.card import write_card
+
+        write_card(recipe, final, template=card_template)  # its model-index and table now hold the scores
     logger.info("evaluation: average spearman %.2f, written to %s", results["average"]["spearman"], final / EVAL_FILE)
     return results
 
