@@ -51,7 +51,7 @@ def check_hub_access() -> str:
     token = get_token()
     if not token:
         raise Llm2VecError(
-            "cannot push: no Hugging Face token; run `hf auth login` or set HF_TOKEN to a token with write access "
+            "cannot push: no Hugging Face token; log in (hf auth login) or set HF_TOKEN to a token with write access "
             "(--dry-run lists the files without one)"
         )
     from huggingface_hub import HfApi
