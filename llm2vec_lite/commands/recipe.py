@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_ls)
 
     show = verbs.add_parser("show", help="print a recipe (with overrides: the validated, resolved recipe)")
-    show.add_argument("recipe", help="a YAML file or the name of a shipped recipe")
+    show.add_argument("recipe", help="a YAML file, shipped name, URL, hf://..., or model folder")
     show.add_argument("overrides", nargs="*", help="KEY=VALUE overrides")
     show.add_argument(
         "--resolved", action="store_true", help="print every field, defaults filled in, paths resolved"
@@ -160,7 +160,9 @@ def _show(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe, args.overrides, check_paths=False)
         sys.stdout.write(recipe.to_yaml())
     else:
-        sys.stdout.write(_recipe_file(args.recipe).read_text(encoding="utf-8"))
+        from llm2vec_lite.recipe.sources import fetch_recipe
+
+        sys.stdout.write(fetch_recipe(args.recipe).text)  # as written, wherever it comes from
     return 0
 
 

@@ -819,7 +819,8 @@ class Recipe(_Strict):
     def fingerprint(self) -> str:
         """sha256[:16] of everything that changes the trained weights.
 
-        Left out: ``name``, ``description``, ``output_dir``, ``eval`` and the per-stage
+        Left out: ``name``, ``description``, ``output_dir``, ``eval``, ``card_template``,
+        ``base_model_id``, the sources' ``made_by`` and the per-stage
         ``log_every``, ``checkpoint_every``, ``eval_every``, ``gradient_checkpointing`` and ``compile``. Key order, comments
         and spelling out a default do not matter. Local paths count relative to the recipe folder;
         the *contents* of data files are not hashed.

@@ -179,7 +179,7 @@ def fetch_recipe(spec: str | Path) -> RecipeText:
         file = path.resolve()
         return RecipeText(_read_local(file, _display_path(file)), _display_path(file), file)
     if _HUB_ID.match(text) and not text.endswith((".yaml", ".yml")) and not os.path.exists(text):
-        return _fetch_hub(text, "recipe.yaml", None, text)
+        return _fetch_hub(text, "recipe.yaml", None, f"{text} (no such file or shipped recipe; as a hub model id)")
     file, shipped = _locate(spec)
     label = _display_path(file)
     return RecipeText(_read_local(file, label), label, file, output_under_cwd=shipped)
