@@ -425,9 +425,13 @@ def _plain_rows(
             f"({', '.join(columns)})"
         )
     extras = [src.instruction_column or "", src.group_column or ""]
-    rows = _extract(src, found, table, wanted, extras, pairs_hint=min_columns < len(columns), capped=False)
+    # A hard-negative column may be empty in some rows (retrieval sets give a negative to only
+    # part of their queries): such a row trains as a pair instead of being dropped.
+    rows = _extract(
+        src, found, table, wanted, extras, pairs_hint=min_columns < len(columns), capped=False, required=2
+    )
     n = len(wanted)
-    return [SourceRow(r[:n], r[n], _group_key(src, r[n + 1])) for r in rows]
+    return [SourceRow(tuple(t for t in r[:n] if t), r[n], _group_key(src, r[n + 1])) for r in rows]
 
 
 # Premise and hypothesis columns of an ``nli`` source that names no columns (SNLI/MNLI/GLUE names).
@@ -582,11 +586,13 @@ def _extract(
     *,
     pairs_hint: bool = False,
     capped: bool = True,
+    required: int | None = None,
 ) -> list[tuple[str, ...]]:
     """Pick ``wanted`` columns from a table, drop rows with an empty field, apply ``limit``.
 
     Each tuple ends with one cell per name in ``extras`` (which may be empty; an empty name gives
-    ''). ``capped=False`` leaves ``limit`` and the empty check to the caller.
+    ''). ``capped=False`` leaves ``limit`` and the empty check to the caller. ``required``: how
+    many leading ``wanted`` fields must be non-empty (default: all of them).
     """
     if src.inferred_format() == "txt":
         if len(wanted) != 1:
@@ -602,7 +608,7 @@ def _extract(
             _pick_columns(src, found, [extras[1]], "group_column")
         names = [*_pick_columns(src, found, wanted, pairs_hint=pairs_hint), *extras]
         picked = [tuple(_cell(row.get(c)) if c else "" for c in names) for row in rows]
-    n = len(wanted)
+    n = len(wanted) if required is None else min(required, len(wanted))
     kept = [r for r in picked if all(r[:n])]
     if len(kept) < len(picked):
         logger.info("%s: dropped %d rows with an empty field", src.describe(), len(picked) - len(kept))

@@ -576,7 +576,7 @@ def _final_settings(recipe) -> dict[str, Any]:
     last = supervised[-1] if supervised else None
     return {
         "pooling": recipe.pooling,
-        "max_length": recipe.max_length,
+        "max_length": recipe.encoder_max_length or recipe.max_length,
         "query_instruction": getattr(last, "query_instruction", None),
         "document_instruction": getattr(last, "document_instruction", None),
     }

@@ -36,7 +36,7 @@ from llm2vec_lite.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CURVE_FILE", "EVAL_FILE", "check_eval", "curve_callback", "evaluate_final"]
+__all__ = ["CURVE_FILE", "EVAL_FILE", "check_eval", "curve_callback", "evaluate_final", "evaluation_tables"]
 
 EVAL_FILE = "eval.json"
 CURVE_FILE = "eval_curve.jsonl"
@@ -51,17 +51,39 @@ def check_eval(recipe) -> list[str]:
             for i, st in enumerate(recipe.stages)
             if st.eval_every is not None
         ]
-    if recipe.eval.data_dir is None:
-        return []  # hub datasets are fetched when the evaluation runs
+    problems = []
+    if recipe.eval.suite_tasks():
+        try:
+            _suite_tasks(recipe)
+        except DataError as e:
+            where = "eval.suite" if recipe.eval.suite else "eval.tasks"
+            problems.append(f"{where}: {e}")
+    if recipe.eval.data_dir is None or not recipe.eval.datasets:
+        return problems  # hub datasets are fetched when the evaluation runs
     from llm2vec_lite.evaluate import load_sts_suite
 
     if not Path(recipe.eval.data_dir).is_dir():
-        return [f"eval.data_dir = {recipe.eval.data_dir}: no such folder"]
+        return [*problems, f"eval.data_dir = {recipe.eval.data_dir}: no such folder"]
     try:
         load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir)
     except DataError as e:
-        return [f"eval.datasets = {recipe.eval.datasets}: {e}"]
-    return []
+        problems.append(f"eval.datasets = {recipe.eval.datasets}: {e}")
+    return problems
+
+
+def _suite_tasks(recipe) -> list:
+    """The eval block's local suite tasks, read and checked."""
+    from llm2vec_lite.tasks import load_tasks
+
+    return load_tasks(recipe.eval.tasks, suite=recipe.eval.suite)
+
+
+def _suite_embedder(recipe, encoder, name: str):
+    from llm2vec_lite.suite import encoder_embedder
+
+    if recipe.eval.max_length is not None:
+        encoder.max_length = recipe.eval.max_length
+    return encoder_embedder(encoder, name=name, instruction_template=recipe.eval.instruction_template)
 
 
 def evaluate_final(recipe, final: Path, *, card_template: str | Path | None = None) -> dict[str, Any] | None:
@@ -75,13 +97,19 @@ def evaluate_final(recipe, final: Path, *, card_template: str | Path | None = No
     from llm2vec_lite.encoder import Encoder
     from llm2vec_lite.evaluate import evaluate_sts, load_sts_suite
 
-    suite = load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir)
+    suite = load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir) if recipe.eval.datasets else []
     encoder = Encoder.from_pretrained(final, dtype=recipe.dtype)
-    results = evaluate_sts(encoder, suite, model=str(final))
+    results = evaluate_sts(encoder, suite, model=str(final)) if suite else {}
     results["model"] = recipe.name  # not the folder: eval.json travels with the model
-    for r in results["datasets"].values():
+    for r in results.get("datasets", {}).values():
         if Path(str(r.get("source", ""))).is_absolute():
             r["source"] = Path(r["source"]).name  # a local file, named as the card names data
+    if recipe.eval.suite_tasks():
+        from llm2vec_lite.suite import format_suite_table, run_suite
+
+        report = run_suite(_suite_embedder(recipe, encoder, recipe.name), _suite_tasks(recipe))
+        results["suite"] = report
+        logger.info("evaluation suite:\n%s", format_suite_table(report))
     final = Path(final)
     partial = final / (EVAL_FILE + ".partial")
     partial.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
@@ -89,9 +117,22 @@ def evaluate_final(recipe, final: Path, *, card_template: str | Path | None = No
     if (final / "README.md").is_file():
         from llm2vec_lite.sharing.card import write_card
 
-        write_card(recipe, final, template=card_template)  # its model-index and table now hold the scores
-    logger.info("evaluation: average spearman %.2f, written to %s", results["average"]["spearman"], final / EVAL_FILE)
+        write_card(recipe, final, template=card_template)  # its model-index and tables now hold the scores
+    logger.info("evaluation written to %s", final / EVAL_FILE)
     return results
+
+
+def evaluation_tables(results: dict[str, Any]) -> str:
+    """The model card's evaluation tables: STS (Spearman/Pearson x100) and the suite, as present."""
+    from llm2vec_lite.evaluate import format_table
+    from llm2vec_lite.suite import format_suite_table
+
+    parts = []
+    if "datasets" in results:
+        parts.append(f"STS, Spearman and Pearson of cosine similarity x100:\n\n{format_table(results)}")
+    if "suite" in results:
+        parts.append(f"Local tasks, MTEB's evaluators (x100):\n\n{format_suite_table(results['suite'])}")
+    return "\n\n".join(parts)
 
 
 def curve_callback(recipe, index: int, stage, model, tokenizer, work_dir: Path, *, main: bool) -> Callable[[str, int], None] | None:
@@ -107,7 +148,8 @@ def curve_callback(recipe, index: int, stage, model, tokenizer, work_dir: Path, 
     from llm2vec_lite.encoder import Encoder
     from llm2vec_lite.evaluate import load_sts_suite, score_pairs
 
-    suite = load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir)
+    suite = load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir) if recipe.eval.datasets else []
+    tasks = _suite_tasks(recipe) if recipe.eval.suite_tasks() else []
     steps = recipe.stages[index].steps
     path = Path(work_dir) / CURVE_FILE
     clock = {"start": time.perf_counter(), "scoring": 0.0}
@@ -126,6 +168,11 @@ def curve_callback(recipe, index: int, stage, model, tokenizer, work_dir: Path, 
             row: dict[str, Any] = {"step": step, "train_s": round(t0 - clock["start"] - clock["scoring"], 1)}
             for pairs in suite:
                 row[pairs.name] = round(score_pairs(encoder, pairs)["spearman"], 2)
+            if tasks:
+                from llm2vec_lite.suite import run_suite
+
+                report = run_suite(_suite_embedder(recipe, encoder, f"step {step}"), tasks)
+                row.update({name: round(r["score"], 2) for name, r in report["tasks"].items()})
         finally:
             for module, training in modes.items():
                 module.train(training)

@@ -1,8 +1,12 @@
-"""``llm2vec-lite eval``: the STS suite on a converted folder, a base model or a GGUF file.
+"""``llm2vec-lite eval``: score an encoder on STS, or on local tasks of every type.
 
-Loads ``MODEL`` with :meth:`llm2vec_lite.encoder.Encoder.from_pretrained`, runs
-:func:`llm2vec_lite.evaluate.evaluate_sts`, prints a table and the average, and optionally writes
-the full results (model, recipe fingerprint, versions, date) as JSON. See docs/evaluate.md.
+Without ``--suite``/``--tasks``: loads ``MODEL`` with
+:meth:`llm2vec_lite.encoder.Encoder.from_pretrained`, runs :func:`llm2vec_lite.evaluate.evaluate_sts`,
+prints a table and the average. With them: reads and checks every task first (a malformed folder
+fails before the model loads), then scores retrieval, classification, clustering and STS with
+MTEB's evaluators (:mod:`llm2vec_lite.suite`) and prints one table with the type means. ``MODEL``
+may also be a sentence-transformers folder (run with its own prompts). ``--json`` writes the
+results. See docs/evaluate.md.
 """
 
 from __future__ import annotations
@@ -19,6 +23,17 @@ EPILOG = """Examples:
   llm2vec-lite eval path/to/SmolLM2-135M-Instruct.Q4_1.gguf --pooling mean --datasets stsb --data-dir data/sts
   llm2vec-lite eval HuggingFaceTB/SmolLM2-135M-Instruct --causal --pooling last_token --datasets stsb,sickr
   llm2vec-lite eval model.gguf --num-layers 3 --datasets stsb --data-dir data/sts   # a recipe's num_layers, untrained
+
+  llm2vec-lite eval out/final --suite data/dev --datasets stsb-dev --data-dir data/sts --json dev.json
+  llm2vec-lite eval out/final --tasks data/dev/retrieval/cranfield,data/dev/clustering/20ng-subjects.tsv
+  llm2vec-lite eval path/to/all-MiniLM-L6-v2 --suite data/dev --datasets stsb-dev --data-dir data/sts
+
+--suite DIR runs every task under DIR/retrieval/<name>/ (BEIR: corpus.jsonl, queries.jsonl,
+qrels.tsv), DIR/classification/<name>/ (train.tsv, test.tsv: text, label), DIR/clustering/<name>.tsv
+(text, label) and DIR/sts/<name>.tsv; --datasets adds STS sets to it. Scores: nDCG@10, accuracy of
+a logistic regression on 16 examples a label (10 draws), V-measure of k-means (10 rounds), Spearman.
+The query side of each task gets its instruction through --instruction-template (E5's format by
+default); --no-instructions uses the folder's own query_instruction instead.
 
 Without --data-dir the MTEB copies are fetched from the hub (mteb/stsbenchmark-sts, ...).
 With --data-dir, NAME is read from DIR/NAME.tsv, DIR/NAME-test.tsv or DIR/NAME-dev.tsv
@@ -46,6 +61,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--json", dest="json_path", default=None, metavar="OUT.json", help="write full results here"
+    )
+    p.add_argument("--suite", default=None, metavar="DIR", help="score every task found in this folder (see below)")
+    p.add_argument(
+        "--tasks", default=None, metavar="PATH,...", help="comma-separated task folders or files to score"
+    )
+    p.add_argument(
+        "--instructions", default=None, metavar="FILE.yaml",
+        help="task name -> instruction mapping that overrides the built-in ones",
+    )
+    p.add_argument(
+        "--instruction-template", default=None, metavar="TEXT",
+        help="how a task instruction becomes the query prefix; '{instruction}' stands for it "
+        "(default: 'Instruct: {instruction}\\nQuery: ')",
+    )
+    p.add_argument(
+        "--no-instructions", action="store_true",
+        help="no task instructions: the folder's own query_instruction (if any) for every query",
     )
     p.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default 32)")
     p.add_argument(
@@ -86,6 +118,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     check_dtype(args.dtype, "--dtype")
     check_device(getattr(args, "device", None), "--device")
 
+    if args.suite is not None or args.tasks is not None:
+        return run_suite_command(args, fail)
     # Data first: a typo in --datasets fails in a second, not after the model has loaded.
     suite = load_sts_suite(args.datasets, data_dir=args.data_dir)
     kwargs = {"bidirectional": False} if args.causal else {}  # else: the folder's own setting (default on)
@@ -110,14 +144,86 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         "num_layers": getattr(args, "num_layers", None),
     }
     print(format_table(results))
-    if args.json_path:
-        out = Path(args.json_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial = out.with_name(out.name + ".partial")
-        partial.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        partial.replace(out)
-        print(f"wrote {out}")
+    _write_json(args.json_path, results)
     return 0
+
+
+def _write_json(path: str | None, results: dict) -> None:
+    if not path:
+        return
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    partial.replace(out)
+    print(f"wrote {out}")
+
+
+def run_suite_command(args: argparse.Namespace, fail) -> int:
+    """``eval --suite/--tasks``: check every task, load the model, score, print the table."""
+    from llm2vec_lite.evaluate import load_sts_suite
+    from llm2vec_lite.suite import E5_TEMPLATE, format_suite_table, is_sentence_transformers_folder, run_suite
+    from llm2vec_lite.tasks import LocalTask, load_tasks
+
+    if args.suite is not None and not Path(args.suite).is_dir():
+        return fail(f"--suite {args.suite}: no such folder")
+    template = args.instruction_template
+    if template is not None:
+        template = template.replace("\\n", "\n")
+        if "{instruction}" not in template:
+            return fail(f"--instruction-template {args.instruction_template!r} has no '{{instruction}}'")
+    instructions = _read_instructions(args.instructions, fail) if args.instructions else None
+    # Data first: every task is read and checked before the model loads.
+    tasks = load_tasks(
+        [t for t in (args.tasks or "").split(",") if t], suite=args.suite, instructions=instructions
+    )
+    if args.datasets is not None:
+        for pairs in load_sts_suite(args.datasets, data_dir=args.data_dir):
+            data = {"sentence1": pairs.sentence1, "sentence2": pairs.sentence2, "score": list(pairs.scores)}
+            tasks.append(LocalTask(pairs.name, "sts", Path(pairs.source), (instructions or {}).get(pairs.name)
+                                   or _sts_instruction(pairs.name), data))
+    if is_sentence_transformers_folder(args.model):
+        from llm2vec_lite.suite import sentence_transformers_embedder
+
+        embedder = sentence_transformers_embedder(
+            args.model, batch_size=args.batch_size, max_length=args.max_length, device=args.device
+        )
+    else:
+        from llm2vec_lite.encoder import Encoder
+        from llm2vec_lite.suite import encoder_embedder
+
+        kwargs = {"bidirectional": False} if args.causal else {}
+        for key in ("pooling", "max_length", "dtype", "gguf_file", "device", "num_layers"):
+            if getattr(args, key, None) is not None:
+                kwargs[key] = getattr(args, key)
+        encoder = Encoder.from_pretrained(args.model, **kwargs)
+        embedder = encoder_embedder(
+            encoder, name=args.model, batch_size=args.batch_size,
+            instruction_template=None if args.no_instructions else (template or E5_TEMPLATE),
+        )
+    report = run_suite(embedder, tasks, batch_size=args.batch_size, progress=print)
+    print(format_suite_table(report))
+    print(f"{report['seconds']:.0f} s ({report['encode_seconds']:.0f} s encoding {report['texts_encoded']} texts)")
+    _write_json(args.json_path, report)
+    return 0
+
+
+def _sts_instruction(name: str) -> str:
+    from llm2vec_lite.tasks import TASK_INSTRUCTIONS, TYPE_INSTRUCTIONS
+
+    return TASK_INSTRUCTIONS.get(name, TYPE_INSTRUCTIONS["sts"])
+
+
+def _read_instructions(path: str, fail) -> dict[str, str]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        return fail(f"--instructions {path}: {e}")
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        return fail(f"--instructions {path}: expected a mapping of task name -> instruction text")
+    return data
 
 
 def _weight_dtype(encoder) -> str | None:

@@ -101,8 +101,12 @@ def _resolve_paths(recipe: Recipe, base: Path, output_base: Path) -> None:
     if _looks_local(recipe.base_model) or (base / recipe.base_model).exists():
         recipe.base_model = _resolve(recipe.base_model, base)
     recipe.output_dir = _resolve(recipe.output_dir, output_base)
-    if recipe.eval is not None and recipe.eval.data_dir:
-        recipe.eval.data_dir = _resolve(recipe.eval.data_dir, base)
+    if recipe.eval is not None:
+        if recipe.eval.data_dir:
+            recipe.eval.data_dir = _resolve(recipe.eval.data_dir, base)
+        if recipe.eval.suite:
+            recipe.eval.suite = _resolve(recipe.eval.suite, base)
+        recipe.eval.tasks = [_resolve(t, base) for t in recipe.eval.tasks]
     if recipe.card_template:
         recipe.card_template = _resolve(recipe.card_template, base)
     for i, stage in enumerate(recipe.stages):

@@ -627,10 +627,39 @@ class EvalSettings(_Strict):
     data_dir: str | None = Field(
         None, description="folder with local evaluation data; relative paths resolve against the recipe"
     )
+    suite: str | None = Field(
+        None,
+        description="folder of local tasks (retrieval/, classification/, clustering/, sts/) scored with "
+        "MTEB's evaluators beside the STS datasets; relative paths resolve against the recipe",
+    )
+    tasks: list[str] = Field(
+        default_factory=list,
+        description="single local task folders or files (a BEIR retrieval folder, a classification folder, "
+        "a clustering or STS .tsv), scored like suite tasks",
+    )
+    instruction_template: str | None = Field(
+        "Instruct: {instruction}\nQuery: ",
+        description="how a suite task's instruction becomes the query prefix; null = the encoder's own "
+        "query_instruction for every task",
+    )
+    max_length: int | None = Field(
+        None, gt=0, description="token limit when scoring suite tasks; null = the encoder's max_length"
+    )
+
+    @field_validator("instruction_template")
+    @classmethod
+    def _template_has_slot(cls, value: str | None) -> str | None:
+        if value is not None and "{instruction}" not in value:
+            raise ValueError(f"{value!r} has no '{{instruction}}' where the task's instruction goes")
+        return value
+
+    def suite_tasks(self) -> bool:
+        """Whether any local suite task is named (else only the STS datasets are scored)."""
+        return self.suite is not None or bool(self.tasks)
 
 
 # Fields that do not change the trained weights, left out of fingerprints.
-_RECIPE_UNHASHED = {"name", "description", "output_dir", "eval", "card_template", "base_model_id"}
+_RECIPE_UNHASHED = {"name", "description", "output_dir", "eval", "encoder_max_length", "card_template", "base_model_id"}
 _STAGE_UNHASHED = {"checkpoint_every", "eval_every", "log_every", "gradient_checkpointing", "compile"}
 
 
@@ -665,6 +694,12 @@ class Recipe(_Strict):
         None, description="attention backend: eager, sdpa, flash_attention_2; null = transformers' default"
     )
     max_length: int = Field(512, gt=0, description="token limit per text (stages may override)")
+    encoder_max_length: int | None = Field(
+        None,
+        gt=0,
+        description="token limit the final encoder is saved with (e.g. longer than training's for "
+        "retrieval documents); null = max_length. Does not change the trained weights",
+    )
     pooling: Literal["mean", "weighted_mean", "last_token", "first_token"] = Field(
         "mean", description="how token states become one vector"
     )

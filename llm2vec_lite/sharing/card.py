@@ -129,7 +129,12 @@ def _hub_datasets(recipe) -> list[str]:
     return list(dict.fromkeys(src.hub for stage in recipe.stages for src in stage.sources() if src.hub))
 
 
-def _eval_results(recipe, results: dict[str, Any]) -> list:
+def _eval_results(results: dict[str, Any]) -> list:
+    """One EvalResult per score in eval.json: STS datasets (Spearman, Pearson) and suite tasks.
+
+    Task types follow MTEB's model cards (``STS``, ``Retrieval``, ...); a registered STS dataset
+    read from the hub is named by its hub id, a local file or task by its name.
+    """
     from huggingface_hub import EvalResult
 
     from llm2vec_lite.evaluate import STS_DATASETS
@@ -137,21 +142,24 @@ def _eval_results(recipe, results: dict[str, Any]) -> list:
     out = []
     for name, r in results.get("datasets", {}).items():
         spec = STS_DATASETS.get(name)
-        source = str(r.get("source", ""))
-        from_hub = spec is not None and source.startswith(spec.hub_id)
+        from_hub = spec is not None and str(r.get("source", "")).startswith(spec.hub_id)
         for metric in ("spearman", "pearson"):
-            if metric not in r:
-                continue
+            if metric in r:
+                out.append(EvalResult(
+                    task_type="STS", dataset_type=spec.hub_id if from_hub else name, dataset_name=name,
+                    dataset_config=spec.subset if from_hub else None, dataset_split=spec.split if from_hub else None,
+                    metric_type=f"cosine_{metric}", metric_name=f"cosine {metric.capitalize()} x100",
+                    metric_value=round(float(r[metric]), 2),
+                ))
+    if results.get("suite"):
+        from llm2vec_lite.suite import METRICS
+
+        for name, r in results["suite"].get("tasks", {}).items():
+            kind = r.get("type")
             out.append(EvalResult(
-                task_type="sentence-similarity",
-                task_name="Semantic Textual Similarity",
-                dataset_type=spec.hub_id if from_hub else name,
-                dataset_name=name,
-                dataset_config=spec.subset if from_hub else None,
-                dataset_split=spec.split if from_hub else None,
-                metric_type=f"cosine_{metric}",
-                metric_name=f"cosine {metric.capitalize()} x100",
-                metric_value=round(float(r[metric]), 2),
+                task_type={"sts": "STS"}.get(kind, str(kind).capitalize()), dataset_type=name, dataset_name=name,
+                metric_type=METRICS[kind][0] if kind in METRICS else str(r.get("metric")),
+                metric_name=f"{r.get('metric')} x100", metric_value=round(float(r["score"]), 2),
             ))
     return out
 
@@ -177,7 +185,7 @@ def card_metadata(recipe, final: Path, provenance: dict[str, Any], results: dict
         tags=[*TAGS, *([family] if family else [])],
         license=licence,
         datasets=_hub_datasets(recipe) or None,
-        eval_results=_eval_results(recipe, results) or None,
+        eval_results=_eval_results(results) or None,
     )
     if why:
         note = f"{note}\n\nbase_model: not given: {why}.".strip()
@@ -248,8 +256,7 @@ def build_card(recipe, final: Path, *, template: str | Path | None = None):
     from huggingface_hub import ModelCard
 
     from llm2vec_lite import __version__
-    from llm2vec_lite.evaluate import format_table
-    from llm2vec_lite.recipe_eval import EVAL_FILE
+    from llm2vec_lite.recipe_eval import EVAL_FILE, evaluation_tables
     from llm2vec_lite.sharing.provenance import PROVENANCE_FILE
 
     final = Path(final)
@@ -281,7 +288,7 @@ def build_card(recipe, final: Path, *, template: str | Path | None = None):
             repo=REPO_PLACEHOLDER,
             query_instruction=settings.get("query_instruction"),
             document_instruction=settings.get("document_instruction"),
-            eval_table=format_table(results) if results.get("datasets") else "",
+            eval_table=evaluation_tables(results) if results.get("datasets") or results.get("suite") else "",
             eval=results,
             provenance=provenance,
             recipe_yaml=recipe_yaml,

@@ -87,8 +87,16 @@ def recipe_as_written(recipe) -> tuple[dict[str, Any], list[OutsidePath]]:
     for key in ("card_template",):
         if isinstance(raw.get(key), str):
             raw[key] = _share(raw[key], recipe, key, outside)
-    if isinstance(raw.get("eval"), dict) and isinstance(raw["eval"].get("data_dir"), str):
-        raw["eval"]["data_dir"] = _share(raw["eval"]["data_dir"], recipe, "eval.data_dir", outside)
+    evaluation = raw.get("eval")
+    if isinstance(evaluation, dict):
+        for key in ("data_dir", "suite"):
+            if isinstance(evaluation.get(key), str):
+                evaluation[key] = _share(evaluation[key], recipe, f"eval.{key}", outside)
+        if isinstance(evaluation.get("tasks"), list):
+            evaluation["tasks"] = [
+                _share(t, recipe, f"eval.tasks[{k}]", outside) if isinstance(t, str) else t
+                for k, t in enumerate(evaluation["tasks"])
+            ]
     for i, stage in enumerate(raw.get("stages") or []):
         if not isinstance(stage, dict):
             continue
