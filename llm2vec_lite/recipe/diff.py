@@ -29,8 +29,11 @@ def _portable_dump(recipe) -> dict[str, Any]:
     data = recipe.model_dump(mode="json")
     data["base_model"] = recipe._portable(data["base_model"], local_only=True)
     data["output_dir"] = recipe._portable(data["output_dir"])
-    if data.get("eval") and data["eval"].get("data_dir"):
-        data["eval"]["data_dir"] = recipe._portable(data["eval"]["data_dir"])
+    if data.get("eval"):
+        for key in ("data_dir", "suite"):
+            if data["eval"].get(key):
+                data["eval"][key] = recipe._portable(data["eval"][key])
+        data["eval"]["tasks"] = [recipe._portable(t) for t in data["eval"].get("tasks") or []]
     for i, stage in enumerate(data["stages"]):
         if i in recipe._stage_refs:
             stage["init_from"] = f"stages[{recipe._stage_refs[i]}]"

@@ -7,9 +7,12 @@ from the mapping that was read (overrides applied, defaults left out) and rewrit
 - inside the project (the recipe folder's parent, as the fingerprint counts it) a path is written
   relative to the recipe folder, as the fingerprint hashes it, so the copy re-runs to the same
   fingerprint;
-- anything else (a file under the home folder, another disk) is written as ``<file name>``: the
-  name says what it was, its sha256 is in ``provenance.json``, and loading the copy asks for the
-  file (``base_model=PATH``) instead of guessing a path of the machine that made it.
+- a path the user wrote with ``~/`` (the shipped GGUF recipes' ``~/.cache/NAME/FILE``) stays as
+  written: it names no user or machine, and the fingerprint counts it the same way everywhere;
+- anything else (an absolute path outside the project: another disk, a home folder spelt out) is
+  written as ``<file name>``: the name says what it was, its sha256 is in ``provenance.json``, and
+  loading the copy asks for the file (``base_model=PATH``) instead of guessing a path of the
+  machine that made it.
 
 The folder that relative paths resolve against is recorded in ``provenance.json`` as a path
 relative to the model folder (``recipe_folder``), so ``convert runs/x/final`` finds the data where
@@ -62,7 +65,12 @@ def _share(value: str, recipe, field: str, outside: list[OutsidePath], *, drop: 
         return value
     base = recipe.base_dir
     resolved = Path(_resolve(value, base)).resolve()
-    if not value.startswith("~") and resolved.is_relative_to(_project(recipe)):
+    if value.startswith("~/") and not drop:
+        # written with ~ by the user (the shipped GGUF recipes: ~/.cache/NAME/...): names no user or
+        # machine, and the fingerprint counts it so too; kept, and hashed into provenance
+        outside.append(OutsidePath(field, value, resolved))
+        return value
+    if resolved.is_relative_to(_project(recipe)):
         return value if not os.path.isabs(value) else Path(os.path.relpath(resolved, base.resolve())).as_posix()
     shown = None if drop else f"<{resolved.name}>"
     outside.append(OutsidePath(field, shown, resolved))
@@ -121,6 +129,8 @@ def written_recipe_text(recipe) -> tuple[str, list[OutsidePath]]:
         "# defaults left out. Re-run it with `llm2vec-lite convert FOLDER` (this model folder).",
     ]
     for o in outside:
+        if o.shown is not None and not is_placeholder(o.shown):
+            continue  # a ~/ path, kept as written
         if o.shown is None:
             lines.append(f"# {o.field}: a folder outside the project, left out (default ./out)")
         else:

@@ -156,6 +156,11 @@ def test_a_path_outside_the_project_becomes_its_name(tmp_path):
     with pytest.raises(Exception, match=r"stages\[0\]\.data\.path = '<elsewhere.txt>': stands for a file"):
         load_recipe(shared)
     assert load_recipe(shared, [f"stages.0.data.path={outside}"]).fingerprint == recipe.fingerprint
+    # written with ~/ (the shipped GGUF recipes): names no user, kept as written
+    home = load_recipe(recipe_path, ["base_model=~/.cache/some/model.gguf"], check_paths=False)
+    text, left_out = written_recipe_text(home)
+    assert "base_model: ~/.cache/some/model.gguf" in text and str(Path.home()) not in text
+    assert left_out[0].field == "base_model" and left_out[0].path == Path.home() / ".cache/some/model.gguf"
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
