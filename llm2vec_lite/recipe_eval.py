@@ -131,7 +131,7 @@ def evaluation_tables(results: dict[str, Any]) -> str:
     if "datasets" in results:
         parts.append(f"STS, Spearman and Pearson of cosine similarity x100:\n\n{format_table(results)}")
     if "suite" in results:
-        parts.append(f"Local tasks, MTEB's evaluators (x100):\n\n{format_suite_table(results['suite'])}")
+        parts.append(f"Local tasks, MTEB's evaluators (x100):\n\n```\n{format_suite_table(results['suite'])}\n```")
     return "\n\n".join(parts)
 
 

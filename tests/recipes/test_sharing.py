@@ -78,6 +78,34 @@ def test_card_names_only_the_stages_that_ran(tmp_path):
     assert "| 02-supervised | supervised |" in card.text
 
 
+def test_every_score_of_the_eval_block_goes_into_the_model_index(tmp_path):
+    """STS datasets (hub or local) and local suite tasks each give model-index entries."""
+    from huggingface_hub import ModelCard
+
+    from llm2vec_lite.sharing.card import build_card
+
+    recipe = load_recipe(make_tiny_project(tmp_path))
+    final = tmp_path / "final"
+    final.mkdir()
+    sts = {"spearman": 81.234, "pearson": 80.5, "n_pairs": 1500, "seconds": 3.0}
+    suite = {"model": "tiny-smoke", "mean": 50.0, "type_means": {"retrieval": 40.0, "clustering": 60.0},
+             "tasks": {"scifact-mini": {"type": "retrieval", "metric": "nDCG@10", "score": 40.0},
+                       "topics": {"type": "clustering", "metric": "V-measure", "score": 60.0}}}
+    (final / "eval.json").write_text(json.dumps({
+        "model": "tiny-smoke", "average": {"spearman": 81.234, "pearson": 80.5},
+        "datasets": {"stsb": {**sts, "source": "mteb/stsbenchmark-sts:test"}, "dev": {**sts, "source": "dev.tsv"}},
+        "suite": suite,
+    }))
+    card = ModelCard(str(build_card(recipe, final)))
+    found = {(r.task_type, r.dataset_type, r.metric_type): r.metric_value for r in card.data.eval_results}
+    assert found == {
+        ("STS", "mteb/stsbenchmark-sts", "cosine_spearman"): 81.23, ("STS", "mteb/stsbenchmark-sts", "cosine_pearson"): 80.5,
+        ("STS", "dev", "cosine_spearman"): 81.23, ("STS", "dev", "cosine_pearson"): 80.5,
+        ("Retrieval", "scifact-mini", "ndcg_at_10"): 40.0, ("Clustering", "topics", "v_measure"): 60.0,
+    }
+    assert "mean of type means" in card.text and "| stsb" in card.text
+
+
 def test_card_template_from_the_recipe_replaces_the_body(tmp_path):
     from huggingface_hub import ModelCard
 
@@ -291,3 +319,12 @@ def test_dry_run_names_the_command_that_makes_missing_data(tmp_path, monkeypatch
     assert "recipe e5-mistral-7b" in captured.out  # the plan is still printed
     assert "data MISSING: " in captured.out and "e5-synth.jsonl (make it with `llm2vec-lite synth" in captured.out
     assert "data files are missing" in captured.err and "llm2vec-lite synth" in captured.err
+
+
+def test_hub_base_model_and_hub_datasets_go_into_the_metadata(tmp_path):
+    from llm2vec_lite.sharing.card import card_metadata
+
+    recipe = load_recipe("e5-mistral-7b", check_paths=False)
+    data, _ = card_metadata(recipe, tmp_path, {}, {})
+    assert data.base_model == "mistralai/Mistral-7B-v0.1"
+    assert data.datasets == ["BeastyZ/E5-R", "princeton-nlp/datasets-for-simcse"]
