@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["FAST_ALLOCATORS", "allocator_advice", "installed_allocator", "restart_with_jemalloc"]
+__all__ = ["FAST_ALLOCATORS", "GLIBC_TUNABLES", "allocator_advice", "installed_allocator", "restart_with_jemalloc"]
 
 # Allocators that keep a CPU run's heap compact (jemalloc, tcmalloc), by the file LD_PRELOAD takes.
 FAST_ALLOCATORS = ("libjemalloc.so.2", "libtcmalloc.so.4", "libtcmalloc_minimal.so.4")
@@ -72,6 +72,16 @@ def allocator_advice(maps: str | None = None, library_dirs: tuple[str, ...] = LI
 
 
 _OPT_OUT = "LLM2VEC_LITE_ALLOCATOR"
+# glibc's malloc without jemalloc (set before the process starts; glibc reads them once). By default
+# glibc raises its mmap threshold to the size of each large block freed, so later activations of
+# that size come from the heap, which fragments with every new batch shape and never shrinks. A
+# fixed threshold maps every tensor over 256 KiB on its own and returns it to the kernel when
+# freed; two arenas keep the two compute threads from growing heaps of their own.
+GLIBC_TUNABLES = {
+    "MALLOC_ARENA_MAX": "2",
+    "MALLOC_MMAP_THRESHOLD_": "262144",
+    "MALLOC_TRIM_THRESHOLD_": "1048576",
+}
 _RESTARTED = "_LLM2VEC_LITE_RESTARTED"
 
 
@@ -89,13 +99,15 @@ def restart_with_jemalloc(
     execve: Callable[[str, Sequence[str], Mapping[str, str]], object] = os.execve,
     library_dirs: tuple[str, ...] = LIBRARY_DIRS,
 ) -> str | None:
-    """Replace this process by the same command with jemalloc preloaded, when that helps.
+    """Replace this process by the same command with jemalloc preloaded, or glibc's malloc tuned.
 
     Nothing happens (None is returned) off Linux, when torch is already imported, when
     ``LD_PRELOAD`` names an allocator already, when ``LLM2VEC_LITE_ALLOCATOR`` is ``system``, after
-    one restart (a preload that did not take must not loop), or when jemalloc is not installed.
-    Otherwise ``execve`` runs ``sys.executable`` with ``sys.orig_argv`` again and does not return;
-    the path of the library is returned only by a test's ``execve`` that does.
+    one restart (a preload that did not take must not loop), or when jemalloc is not installed and
+    a :data:`GLIBC_TUNABLES` variable is set already. Otherwise ``execve`` runs ``sys.executable``
+    with ``sys.orig_argv`` again, with jemalloc preloaded when it is installed and with
+    :data:`GLIBC_TUNABLES` when not, and does not return; the path of the library (or ``"glibc"``)
+    is returned only by a test's ``execve`` that does.
 
     Args:
         environ: the environment to inspect and extend (``os.environ`` when None).
@@ -112,7 +124,19 @@ def restart_with_jemalloc(
         return None
     found = installed_allocator(("libjemalloc.so.2",), library_dirs)
     if found is None:
-        return None
+        if any(key in env for key in GLIBC_TUNABLES):
+            return None  # the user tuned glibc's malloc already
+        env.update(GLIBC_TUNABLES)
+        env[_RESTARTED] = "1"
+        print(
+            "llm2vec-lite: no jemalloc here; restarting with glibc's malloc tuned for training "
+            f"({' '.join(f'{k}={v}' for k, v in GLIBC_TUNABLES.items())}: tensors are mapped and "
+            f"unmapped whole instead of fragmenting the heap; {_OPT_OUT}=system keeps the defaults)",
+            file=sys.stderr,
+            flush=True,
+        )
+        execve(sys.executable, list(sys.orig_argv), env)
+        return "glibc"
     env["LD_PRELOAD"] = f"{found}:{preloaded}" if preloaded else str(found)
     env[_RESTARTED] = "1"
     print(

@@ -173,7 +173,14 @@ def _mteb_task(task: LocalTask, *, samples_per_label: int, n_experiments: int, s
                 }
             }
         elif task.type == "classification":
-            self.dataset = DatasetDict({s: Dataset.from_dict(d[s]) for s in ("train", "test")})
+            # label ids, not names: MTEB scores a two-label task's average precision with pos_label=1
+            ids = {name: i for i, name in enumerate(sorted(set(d["train"]["label"])))}
+            self.dataset = DatasetDict(
+                {
+                    s: Dataset.from_dict({"text": d[s]["text"], "label": [ids[x] for x in d[s]["label"]]})
+                    for s in ("train", "test")
+                }
+            )
         elif task.type == "clustering":
             self.dataset = DatasetDict({"test": Dataset.from_dict({"sentences": d["text"], "labels": d["label"]})})
         else:
@@ -328,18 +335,29 @@ def st_prompts(prompts: dict[str, str]) -> Prompts:
 
 
 def sentence_transformers_embedder(
-    path: str, *, batch_size: int = 32, max_length: int | None = None, device: str | None = None
+    path: str,
+    *,
+    batch_size: int = 32,
+    max_length: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> TextEmbedder:
-    """A sentence-transformers model folder (or hub id) as a suite model, with its own prompts."""
+    """A sentence-transformers model folder (or hub id) as a suite model, with its own prompts.
+
+    ``dtype`` (``"bfloat16"``...) loads the weights in that type: on a CPU with bf16 units a
+    300M-parameter model encodes a suite several times faster than in float32.
+    """
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(path, device=device or "cpu")
+    model_kwargs = {"dtype": dtype} if dtype not in (None, "auto") else None
+    model = SentenceTransformer(path, device=device or "cpu", model_kwargs=model_kwargs)
     if max_length is not None:
         model.max_seq_length = max_length
 
     def embed(texts: list[str], prefix: str | None) -> np.ndarray:
         return model.encode(
-            texts, prompt=prefix or None, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True
+            texts, prompt=prefix or None, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
         )
 
     return TextEmbedder(name=path, embed=embed, prompts=st_prompts(dict(getattr(model, "prompts", {}) or {})))

@@ -86,8 +86,17 @@ def test_no_restart_when_opted_out_restarted_or_preloaded(env, tmp_path, monkeyp
     assert _restart(env, tmp_path, monkeypatch) == (None, [])
 
 
-def test_no_restart_without_jemalloc_or_after_torch_loaded(tmp_path, monkeypatch):
-    assert _restart({}, tmp_path, monkeypatch, installed=False) == (None, [])
+def test_without_jemalloc_the_restart_tunes_glibc_unless_the_user_did(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.orig_argv", ["/py", "/bin/llm2vec-lite", "convert", "r.yaml"])
+    found, calls = _restart({"HOME": "/h"}, tmp_path, monkeypatch, installed=False)
+    assert found == "glibc" and len(calls) == 1
+    env = calls[0][2]
+    assert env["MALLOC_ARENA_MAX"] == "2" and env["MALLOC_MMAP_THRESHOLD_"] == "262144"
+    assert "LD_PRELOAD" not in env and env["_LLM2VEC_LITE_RESTARTED"] == "1" and env["HOME"] == "/h"
+    assert _restart({"MALLOC_ARENA_MAX": "4"}, tmp_path, monkeypatch, installed=False) == (None, [])
+
+
+def test_no_restart_after_torch_loaded(tmp_path, monkeypatch):
     from llm2vec_lite import allocator
 
     (tmp_path / "libjemalloc.so.2").write_bytes(b"")

@@ -252,3 +252,28 @@ def test_smollm2_cpu_recipe_passes_every_check_before_loading(capsys, smollm2_gg
     if not (root / "data").exists() and not os.environ.get("LLM2VEC_LITE_REQUIRE_DATA"):
         pytest.skip("./data is not here")
     assert main(["recipe", "check", str(root / "recipes" / "smollm2-135m-cpu.yaml")]) == 0, capsys.readouterr().err
+
+
+# Files that are evaluation data: training on them would make every reported score meaningless.
+# STS-B train overlaps STS12-16; dev/ holds the dev suite's retrieval, classification and clustering
+# tasks; SICK is an STS test set.
+_EVAL_DATA = re.compile(r"(^|/)(sts|dev)/|(^|/)[^/]*(stsb|sick|sts1[2-6])[^/]*$", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_no_shipped_recipe_trains_on_evaluation_data(name):
+    recipe = load_recipe(name, check_paths=False)
+    for i, stage in enumerate(recipe.stages):
+        for src in stage.sources():
+            where = src.path or src.hub or ""
+            assert not _EVAL_DATA.search(str(where).replace("\\", "/")), (
+                f"{name}: stages[{i}] trains on {where}, an evaluation set"
+            )
+
+
+def test_the_evaluation_data_rule_catches_what_it_should():
+    for bad in ["../data/sts/stsb-train.tsv", "data/dev/classification/trec6/train.tsv", "x/SICK_train.txt",
+                "mteb/sts12-sts", "../data/dev/clustering/20ng-subjects.tsv"]:
+        assert _EVAL_DATA.search(bad), bad
+    for good in ["../data/nli/snli-triplets.tsv", "../data/retrieval/squad2-dev.tsv", "../data/extra/mnli-triplets.tsv"]:
+        assert not _EVAL_DATA.search(good), good

@@ -132,6 +132,15 @@ def test_each_text_is_encoded_once_per_prefix_and_instructions_go_to_the_query_s
     assert seen[f"Instruct: {tasks[1].instruction}\nQuery: "] <= classification_rows
 
 
+def test_two_label_classification_with_label_names(tmp_path):
+    """Label names (SST-2's negative/positive) work with MTEB's binary metrics."""
+    rows = [[f"{t} item {k}", "positive" if i % 2 else "negative"] for i, t in enumerate(TOPICS) for k in range(10)]
+    _tsv(tmp_path / "c" / "train.tsv", ["text", "label"], rows)
+    _tsv(tmp_path / "c" / "test.tsv", ["text", "label"], rows[::2])
+    report = run_suite(_topic_embedder(), [load_task(tmp_path / "c")], n_experiments=2, samples_per_label=8)
+    assert report["tasks"]["c"]["score"] == pytest.approx(100.0)
+
+
 def test_sentence_transformers_prompts_map_to_types():
     prompts = st_prompts({"query": "task: search result | query: ", "document": "title: none | text: ",
                           "Clustering": "task: clustering | query: ", "STS": "task: sentence similarity | query: "})

@@ -186,7 +186,8 @@ def run_suite_command(args: argparse.Namespace, fail) -> int:
         from llm2vec_lite.suite import sentence_transformers_embedder
 
         embedder = sentence_transformers_embedder(
-            args.model, batch_size=args.batch_size, max_length=args.max_length, device=args.device
+            args.model, batch_size=args.batch_size, max_length=args.max_length, device=args.device,
+            dtype=args.dtype,
         )
     else:
         from llm2vec_lite.encoder import Encoder

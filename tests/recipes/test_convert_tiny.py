@@ -55,7 +55,14 @@ def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
     pairs = ["a cat sits on the mat.\ta cat sits on the mat.\t5", "a cat sits on the mat.\tthe dog runs past.\t1",
              "two children eat.\ttwo children eat.\t5", "the river.\tgreen grass.\t0"]
     (root / "sts" / "dev.tsv").write_text("sentence1\tsentence2\tscore\n" + "\n".join(pairs) + "\n")
-    evaluation = ["eval.datasets=[dev]", "eval.data_dir=./sts"]  # convert runs the eval: block at the end
+    toy = root / "toy-retrieval"  # a local retrieval task, scored with the STS set and followed in the curve
+    toy.mkdir(exist_ok=True)
+    topics = ["a cat sits on the mat.", "two children eat.", "the river.", "the dog runs past."]
+    (toy / "corpus.jsonl").write_text("".join(json.dumps({"_id": str(i), "text": t}) + "\n" for i, t in enumerate(topics)))
+    (toy / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": t[:8]}) + "\n" for i, t in enumerate(topics)))
+    (toy / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\t{i}\t1\n" for i in range(4)))
+    evaluation = ["eval.datasets=[dev]", "eval.data_dir=./sts", "eval.tasks=[./toy-retrieval]"]
+    evaluation += ["encoder_max_length=96"]  # the saved encoder's limit; not in the fingerprint
     # One fixed batch a stage (limit = batch) and a larger learning rate, so 4 steps visibly learn.
     learn = [f"stages.{i}.{k}" for i in range(3) for k in ("learning_rate=3e-3",)]
     learn += ["stages.0.data.limit=24", "stages.1.data.limit=4", "stages.2.data.limit=4"]
@@ -75,12 +82,17 @@ def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
         curve = [json.loads(ln) for ln in (out / folder / "eval_curve.jsonl").read_text().splitlines()]
         assert [row["step"] for row in curve] == steps, folder
         assert all(-100 <= row["dev"] <= 100 for row in curve) and curve[0]["train_s"] <= curve[1]["train_s"]
+        assert all(0 <= row["toy-retrieval"] <= 100 for row in curve)
     assert not (out / "01-mntp" / "eval_curve.jsonl").exists()
     evaluation_file = json.loads((out / "final" / "eval.json").read_text())
     assert list(evaluation_file["datasets"]) == ["dev"] and evaluation_file["datasets"]["dev"]["n_pairs"] == 4
+    suite = evaluation_file["suite"]
+    assert list(suite["tasks"]) == ["toy-retrieval"] and suite["tasks"]["toy-retrieval"]["metric"] == "nDCG@10"
+    assert suite["type_means"] == {"retrieval": suite["tasks"]["toy-retrieval"]["score"]}
     assert "## Evaluation" in (out / "final" / "README.md").read_text()
+    assert "mean of type means" in (out / "final" / "README.md").read_text()
     enc = Encoder.from_pretrained(out / "final")
-    assert enc.pooling == "mean" and enc.max_length == 64
+    assert enc.pooling == "mean" and enc.max_length == 96
     vecs = enc.encode(["a cat sits on the mat.", "the dog runs past the river."])
     assert vecs.shape == (2, 32) and np.isfinite(vecs).all()
     assert "tiny-smoke" in (out / "final" / "README.md").read_text()
