@@ -20,7 +20,7 @@ from llm2vec_lite.runtime.threads import prefer_passive_openmp
 prefer_passive_openmp()  # before any subcommand imports torch (see llm2vec_lite/runtime/threads.py)
 
 # Order is the order shown by --help.
-_COMMANDS = ("convert", "recipe", "encode", "eval", "whiten", "patches", "synth")
+_COMMANDS = ("convert", "recipe", "encode", "eval", "whiten", "patches", "synth", "push")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
         "  llm2vec-lite convert recipes/smollm2-135m-cpu.yaml\n"
         "  llm2vec-lite eval out/final --datasets stsb --data-dir data/sts\n"
         "  llm2vec-lite patches verify HuggingFaceTB/SmolLM2-135M-Instruct\n"
-        "  llm2vec-lite synth synth.yaml",
+        "  llm2vec-lite synth synth.yaml\n"
+        "  llm2vec-lite push runs/x/final ORG/NAME --dry-run",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

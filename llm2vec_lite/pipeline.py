@@ -5,8 +5,8 @@ stage's folder, or the stage's ``init_from``) bidirectionally, let the stage pre
 fresh LoRA adapter (the recipe's ``lora`` block with the stage's overrides), train it on the one
 loop (:func:`llm2vec_lite.trainer.train`), merge the adapter into the weights and save the merged
 model and tokenizer as ``output_dir/NN-<kind>/`` with a ``stage.json`` (fingerprint, metrics summary,
-wall time). ``output_dir/final/`` is then an :class:`~llm2vec_lite.encoder.Encoder` folder whose
-model card holds the recipe and its fingerprint.
+wall time). ``output_dir/final/`` is then an :class:`~llm2vec_lite.encoder.Encoder` folder with a hub model
+card, the recipe as it was run and its provenance (:mod:`llm2vec_lite.sharing`).
 
 Re-running is safe:
 
@@ -191,6 +191,7 @@ def plan(
             source=_source_for(recipe, i), steps=stage.steps, batch_size=stage.batch_size,
             accumulation=stage.gradient_accumulation_steps, max_length=recipe.max_length_for(i),
         )
+        p.notes += [f"data MISSING: {text}" for text in missing_data(stage)]
         if count_lora:
             try:
                 p.lora_params = count_lora_parameters(recipe, i)
@@ -198,6 +199,15 @@ def plan(
                 p.notes.append(f"LoRA parameters not counted: {type(e).__name__}: {e}")
         plans.append(p)
     return plans
+
+
+def missing_data(stage) -> list[str]:
+    """The stage's local data files that do not exist, each with the command that makes it if known."""
+    out = []
+    for src in stage.sources():
+        if src.path is not None and not Path(src.path).is_file():
+            out.append(src.path + (f" (make it with `{src.made_by}`)" if src.made_by else ""))
+    return out
 
 
 def count_lora_parameters(recipe, index: int) -> int:
@@ -318,6 +328,7 @@ def convert(
     callbacks: Sequence[StepCallback] = (),
     start: int | str | None = None,
     until: int | str | None = None,
+    card_template: str | Path | None = None,
 ) -> Path:
     """Run ``recipe`` and return the final encoder folder.
 
@@ -332,6 +343,8 @@ def convert(
             ``"simcse"``); every stage before it must be finished and is reused, never retrained.
         until: the last stage to train; later stages, ``final/`` and the ``eval`` block wait for a
             run without ``until``.
+        card_template: a Jinja model card template for ``final/README.md``, instead of the recipe's
+            ``card_template`` or the built-in one (:mod:`llm2vec_lite.sharing.card`).
 
     Returns:
         ``output_dir/final``, or the folder of stage ``until`` when the run stops before the last.
@@ -360,6 +373,9 @@ def convert(
             + "\nRun without --from (they train first), or with --until to train them alone."
         )
     if dry_run:
+        absent = [f"  stage {p.index + 1} {p.kind}: {m}" for p in plans for m in missing_data(recipe.stages[p.index])]
+        if absent:
+            raise RecipeError("the run would stop: data files are missing:\n" + "\n".join(absent))
         preflight(recipe)  # what would stop the run, found without weights
         return result
     conflicts = [p for p in plans if p.action == "conflict"]
@@ -395,9 +411,9 @@ def convert(
 
     final = Path(recipe.final_dir)
     if acc.is_main_process and (ran_any or not final.exists()):
-        _write_final(recipe, final)
+        _write_final(recipe, final, card_template)
     if acc.is_main_process and recipe.eval is not None and (ran_any or not (final / EVAL_FILE).exists()):
-        evaluate_final(recipe, final)
+        evaluate_final(recipe, final, card_template=card_template)
     acc.wait_for_everyone()
     return final
 
@@ -471,6 +487,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
     from llm2vec_lite.runtime.fused_lora import fused_lora
     from llm2vec_lite.runtime.lora import scale_adapters, share_lora_dropout, with_lora
     from llm2vec_lite.runtime.policy import training_attention
+    from llm2vec_lite.sharing.provenance import machine_info
     from llm2vec_lite.trainer import LoopSettings, train
 
     t0 = time.perf_counter()
@@ -540,6 +557,7 @@ def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallbac
                     "source": p.source,
                     "metrics": result.as_dict(),
                     "wall_time_s": time.perf_counter() - t0,
+                    "hardware": machine_info(acc.mixed_precision),
                 },
             )
         shutil.rmtree(work_dir, ignore_errors=True)  # checkpoints are no longer needed
@@ -564,27 +582,11 @@ def _final_settings(recipe) -> dict[str, Any]:
     }
 
 
-def _model_card(recipe) -> str:
-    stages = ", ".join(f"{i + 1:02d}-{s.kind}" for i, s in enumerate(recipe.stages))
-    return (
-        f"# {recipe.name}\n\n"
-        f"{recipe.description or 'A text encoder converted with llm2vec-lite.'}\n\n"
-        f"- base model: `{recipe.base_model}`\n"
-        f"- stages: {stages}\n"
-        f"- pooling: {recipe.pooling}, max_length: {recipe.max_length}\n"
-        f"- recipe fingerprint: `{recipe.fingerprint}`\n\n"
-        "Method: LLM2Vec (BehnamGhader et al. 2024, arXiv:2404.05961): bidirectional attention, "
-        "masked next-token prediction, SimCSE and supervised contrastive learning with LoRA.\n\n"
-        "## Usage\n\n```python\nfrom llm2vec_lite import Encoder\n"
-        "enc = Encoder.from_pretrained('path/to/this/folder')\nvectors = enc.encode(['a sentence'])\n```\n\n"
-        "## Recipe\n\n```yaml\n" + recipe.to_yaml() + "```\n"
-    )
-
-
-def _write_final(recipe, final: Path) -> None:
+def _write_final(recipe, final: Path, card_template: str | Path | None = None) -> None:
     """Turn the last stage folder into an Encoder folder (atomically)."""
     from llm2vec_lite.encoder import Encoder
     from llm2vec_lite.modeling import load_model
+    from llm2vec_lite.sharing import write_shareable
 
     last = Path(recipe.stage_dir(len(recipe.stages) - 1))
     model, tokenizer = load_model(
@@ -600,10 +602,11 @@ def _write_final(recipe, final: Path) -> None:
         **_final_settings(recipe),
     )
     with atomic_dir(final) as tmp:
-        encoder.save_pretrained(tmp, model_card=_model_card(recipe))
+        encoder.save_pretrained(tmp, model_card="")  # the card is written last, from everything else
         settings_file = tmp / "llm2vec_lite.json"  # evaluation reports read the recipe from here
         settings = json.loads(settings_file.read_text(encoding="utf-8"))
         settings["recipe"] = {"name": recipe.name, "fingerprint": recipe.fingerprint}
         settings["recipe_fingerprint"] = recipe.fingerprint
         write_json(settings_file, settings)
+        write_shareable(recipe, tmp, card_template=card_template)  # tmp sits beside final: same relative paths
     logger.info("final encoder: %s", final)

@@ -8,7 +8,7 @@ A recipe that says::
 
 gets, after its last stage, :func:`llm2vec_lite.evaluate.evaluate_sts` on ``output_dir/final``:
 the full results go to ``final/eval.json`` (the same JSON ``llm2vec-lite eval --json`` writes) and
-the table to an "Evaluation" section of the model card (``final/README.md``). The datasets are
+the scores to the model card (``final/README.md``: its ``model-index`` and an "Evaluation" table). The datasets are
 loaded by :func:`check_eval`, which :func:`llm2vec_lite.checks.preflight` runs before any model
 loads, so a typo in a dataset name fails at once, not after training.
 
@@ -36,7 +36,7 @@ from llm2vec_lite.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CURVE_FILE", "EVAL_FILE", "check_eval", "curve_callback", "evaluate_final"]
+__all__ = ["CURVE_FILE", "EVAL_FILE", "check_eval", "curve_callback", "evaluate_final", "evaluation_tables"]
 
 EVAL_FILE = "eval.json"
 CURVE_FILE = "eval_curve.jsonl"
@@ -86,7 +86,7 @@ def _suite_embedder(recipe, encoder, name: str):
     return encoder_embedder(encoder, name=name, instruction_template=recipe.eval.instruction_template)
 
 
-def evaluate_final(recipe, final: Path) -> dict[str, Any] | None:
+def evaluate_final(recipe, final: Path, *, card_template: str | Path | None = None) -> dict[str, Any] | None:
     """Score ``final`` on the recipe's ``eval:`` datasets; write ``eval.json`` and the card section.
 
     Returns:
@@ -99,30 +99,30 @@ def evaluate_final(recipe, final: Path) -> dict[str, Any] | None:
 
     suite = load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir) if recipe.eval.datasets else []
     encoder = Encoder.from_pretrained(final, dtype=recipe.dtype)
-    results = evaluate_sts(encoder, suite, model=str(final)) if suite else {"model": str(final)}
+    results = evaluate_sts(encoder, suite, model=str(final)) if suite else {}
+    results["model"] = recipe.name  # not the folder: eval.json travels with the model
+    for r in results.get("datasets", {}).values():
+        if Path(str(r.get("source", ""))).is_absolute():
+            r["source"] = Path(r["source"]).name  # a local file, named as the card names data
     if recipe.eval.suite_tasks():
         from llm2vec_lite.suite import format_suite_table, run_suite
 
-        report = run_suite(_suite_embedder(recipe, encoder, "final"), _suite_tasks(recipe))
+        report = run_suite(_suite_embedder(recipe, encoder, recipe.name), _suite_tasks(recipe))
         results["suite"] = report
         logger.info("evaluation suite:\n%s", format_suite_table(report))
     final = Path(final)
     partial = final / (EVAL_FILE + ".partial")
     partial.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     partial.replace(final / EVAL_FILE)
-    card = final / "README.md"
-    if card.is_file():
-        text = card.read_text(encoding="utf-8").split("\n## Evaluation\n", 1)[0].rstrip("\n")
-        card.write_text(
-            f"{text}\n\n## Evaluation\n\nWritten by `convert` from the recipe's `eval:` block "
-            f"(`llm2vec-lite eval`):\n\n{_tables(results)}\n",
-            encoding="utf-8",
-        )
+    if (final / "README.md").is_file():
+        from llm2vec_lite.sharing.card import write_card
+
+        write_card(recipe, final, template=card_template)  # its model-index and tables now hold the scores
     logger.info("evaluation written to %s", final / EVAL_FILE)
     return results
 
 
-def _tables(results: dict[str, Any]) -> str:
+def evaluation_tables(results: dict[str, Any]) -> str:
     """The model card's evaluation tables: STS (Spearman/Pearson x100) and the suite, as present."""
     from llm2vec_lite.evaluate import format_table
     from llm2vec_lite.suite import format_suite_table
@@ -131,7 +131,7 @@ def _tables(results: dict[str, Any]) -> str:
     if "datasets" in results:
         parts.append(f"STS, Spearman and Pearson of cosine similarity x100:\n\n{format_table(results)}")
     if "suite" in results:
-        parts.append(f"Local tasks, MTEB's evaluators (x100):\n\n{format_suite_table(results['suite'])}")
+        parts.append(f"Local tasks, MTEB's evaluators (x100):\n\n```\n{format_suite_table(results['suite'])}\n```")
     return "\n\n".join(parts)
 
 

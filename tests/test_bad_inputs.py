@@ -37,6 +37,7 @@ class Case:
     env: dict[str, str] = field(default_factory=dict)
     output: str | None = None  # a path (relative to the project) that must not exist afterwards
     machine_dependent: bool = False  # the docs table shows only the fragment (the rest names the hardware)
+    patch: Callable[[pytest.MonkeyPatch, Path], None] | None = None  # state the env vars cannot set
 
 
 def _write(rel: str, text: str | bytes) -> Callable[[Path], None]:
@@ -92,6 +93,19 @@ _BAD_TSV = "anchor\tpositive\tnegative\n" + "".join(
 ENCODE = ["encode", "{P}/enc", "--input", "{P}/texts.txt", "--output", "{P}/v.npy"]
 EVAL = ["eval", "{P}/enc", "--data-dir", "{P}/sts", "--datasets", "ok"]
 CONVERT = ["convert", "{P}/recipe.yaml"]
+
+def _no_hub_token(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(root / "no-hf-token"))
+
+
+def _hub_offline(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
 
 CASES = [
     Case("encode-max-length-neg", "`--max-length -1`", [*ENCODE, "--max-length", "-1"], 2,
@@ -162,6 +176,10 @@ CASES = [
          "20 of 40 rows do not match the 3-column header", setup=_write("bad.tsv", _BAD_TSV), output="out"),
     Case("convert-override", "a malformed override", [*CONVERT, "stages.0.steps"], 2,
          "overrides must look like key.path=value"),
+    Case("push-no-token", "`push` without a Hugging Face token", ["push", "{P}/enc", "me/enc"], 1,
+         "cannot push: no Hugging Face token", patch=_no_hub_token),
+    Case("push-offline", "`push` with `HF_HUB_OFFLINE` set", ["push", "{P}/enc", "me/enc"], 1,
+         "cannot push: HF_HUB_OFFLINE is set", patch=_hub_offline),
 ]
 
 
@@ -199,6 +217,8 @@ def run_case(case: Case, root: Path, monkeypatch, capsys) -> tuple[int, str]:
         case.setup(root)
     for key, value in case.env.items():
         monkeypatch.setenv(key, value)
+    if case.patch:
+        case.patch(monkeypatch, root)
     monkeypatch.chdir(root)
     argv = [a.replace("{P}", str(root)) for a in case.argv]
     try:

@@ -1,4 +1,4 @@
-"""``llm2vec-lite recipe``: check, list, show, copy recipes and print the field reference.
+"""``llm2vec-lite recipe``: check, list, show, copy, compare recipes and print the field reference.
 
 Everything here reads the schema in :mod:`llm2vec_lite.recipe`; no training code is imported, so
 ``recipe check`` is fast and works without torch doing anything.
@@ -19,13 +19,15 @@ examples:
   llm2vec-lite recipe show cft-phi-2
   llm2vec-lite recipe cp cft-phi-2 ./mine.yaml
   llm2vec-lite recipe fields
+  llm2vec-lite recipe diff smollm2-135m-cpu smollm2-135m-unsup-cpu
+  llm2vec-lite recipe diff my.yaml runs/x/final      # what changed since the run that made x
 """
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "recipe",
-        help="check, list, show and copy recipes",
+        help="check, list, show, copy and compare recipes",
         description="Work with recipes: YAML files that say how to convert a model, stage by stage.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -46,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls.set_defaults(func=_ls)
 
     show = verbs.add_parser("show", help="print a recipe (with overrides: the validated, resolved recipe)")
-    show.add_argument("recipe", help="a YAML file or the name of a shipped recipe")
+    show.add_argument("recipe", help="a YAML file, shipped name, URL, hf://..., or model folder")
     show.add_argument("overrides", nargs="*", help="KEY=VALUE overrides")
     show.add_argument(
         "--resolved", action="store_true", help="print every field, defaults filled in, paths resolved"
@@ -58,6 +60,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     cp.add_argument("dest", help="destination file, or a folder to copy NAME.yaml into")
     cp.add_argument("--force", action="store_true", help="overwrite an existing file")
     cp.set_defaults(func=_cp)
+
+    diff = verbs.add_parser(
+        "diff",
+        help="field-by-field differences of two recipes, defaults made explicit; exit 1 when they differ",
+    )
+    diff.add_argument("a", metavar="A", help="a recipe: file, shipped name, URL, hf://..., or model folder")
+    diff.add_argument("b", metavar="B", help="the recipe to compare it with (same forms)")
+    diff.set_defaults(func=_diff)
 
     fields = verbs.add_parser("fields", help="print every recipe field with its type, default and meaning")
     fields.add_argument(
@@ -150,7 +160,9 @@ def _show(args: argparse.Namespace) -> int:
         recipe = load_recipe(args.recipe, args.overrides, check_paths=False)
         sys.stdout.write(recipe.to_yaml())
     else:
-        sys.stdout.write(_recipe_file(args.recipe).read_text(encoding="utf-8"))
+        from llm2vec_lite.recipe.sources import fetch_recipe
+
+        sys.stdout.write(fetch_recipe(args.recipe).text)  # as written, wherever it comes from
     return 0
 
 
@@ -169,6 +181,17 @@ def _cp(args: argparse.Namespace) -> int:
     print(f"copied {source.name} to {dest}")
     print("relative paths in it now resolve against", dest.parent.resolve())
     return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from llm2vec_lite.recipe import load_recipe
+    from llm2vec_lite.recipe.diff import diff_recipes, format_diff
+
+    a = load_recipe(args.a, check_paths=False)
+    b = load_recipe(args.b, check_paths=False)
+    diffs = diff_recipes(a, b)
+    print(format_diff(args.a, args.b, diffs, a, b))
+    return 1 if diffs else 0
 
 
 def _fields(args: argparse.Namespace) -> int:

@@ -29,6 +29,9 @@ The package keeps one concern per module:
 - :mod:`~llm2vec_lite.recipe.errors`: pydantic errors as one-line ``field.path = value: ...`` messages;
 - :mod:`~llm2vec_lite.recipe.consistency`: rules across fields (``warmup_steps`` <= ``steps`` ...);
 - :mod:`~llm2vec_lite.recipe.reference`: the Markdown field reference (``recipe fields``, docs);
+- :mod:`~llm2vec_lite.recipe.sources`: where a recipe's text comes from (file, shipped name, URL,
+  ``hf://``, a model folder or hub model id holding ``recipe.yaml``);
+- :mod:`~llm2vec_lite.recipe.diff`: field-by-field differences of two recipes (``recipe diff``);
 - :mod:`~llm2vec_lite.recipe.loading`: :func:`load_recipe`, which ties the others together.
 
 Every public name is re-exported here, so ``from llm2vec_lite.recipe import X`` keeps working.

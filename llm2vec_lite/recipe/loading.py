@@ -23,13 +23,12 @@ from llm2vec_lite.recipe.errors import _problem_report, format_validation_errors
 from llm2vec_lite.recipe.overrides import apply_overrides
 from llm2vec_lite.recipe.paths import (
     _PACKAGE_PREFIX,
-    _display_path,
-    _locate,
     _looks_local,
     _resolve,
     _under_current_folder,
 )
 from llm2vec_lite.recipe.schema import Recipe, _coerce_source, _stage_ref
+from llm2vec_lite.recipe.sources import fetch_recipe
 
 
 def load_recipe(
@@ -37,15 +36,20 @@ def load_recipe(
     overrides: Sequence[str] = (),
     *,
     check_paths: bool = True,
+    allow_missing_data: bool = False,
 ) -> Recipe:
     """Read, override, validate and resolve a recipe.
 
     Args:
-        path_or_name: a YAML file, or the name of a shipped recipe (see :func:`list_recipes`).
+        path_or_name: a YAML file, the name of a shipped recipe (see :func:`list_recipes`), an
+            ``https://`` URL, ``hf://ORG/REPO/path/recipe.yaml``, a model folder ``convert`` wrote
+            (its ``recipe.yaml``) or a hub model id holding one (:mod:`~llm2vec_lite.recipe.sources`).
         overrides: ``"key.path=value"`` strings applied before validation, values parsed as YAML:
             ``"stages.0.steps=10"``, ``"lora.r=8"``, ``"stages[1].data.limit=500"``.
         check_paths: also check that local files named by the recipe exist (data files,
             ``init_from``, a local ``base_model``). Hub ids are never checked.
+        allow_missing_data: a missing local data file is not a problem here (``convert --dry-run``
+            prints the plan with it marked, and stops after).
 
     Returns:
         The validated :class:`Recipe`, local paths made absolute. Relative ``output_dir`` resolves
@@ -57,12 +61,8 @@ def load_recipe(
             is invalid. The message lists every problem, one a line, as
             ``FILE: field.path = value: what was expected``.
     """
-    file, shipped = _locate(path_or_name)
-    label = _display_path(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as e:
-        raise RecipeError(f"{label}: cannot read recipe: {e}") from None
+    source = fetch_recipe(path_or_name)
+    file, shipped, label, text = source.source_path, source.output_under_cwd, source.label, source.text
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as e:
@@ -82,11 +82,13 @@ def load_recipe(
     if recipe is not None:
         problems += recipe_problems(recipe)  # checks that need the whole recipe
     if check_paths:
-        problems += _missing_paths(raw, file.parent)
+        problems += _missing_paths(raw, file.parent, allow_missing_data)
     if problems or recipe is None:
         raise RecipeError(_problem_report(label, problems))
 
     recipe._source_path = file
+    recipe._raw = raw
+    recipe._provenance = source.provenance
     if shipped:  # the package folder is no place to write: output goes under the current folder
         recipe.output_dir = _under_current_folder(recipe.output_dir)
     _resolve_paths(recipe, file.parent, output_base=Path.cwd() if shipped else file.parent)
@@ -105,6 +107,8 @@ def _resolve_paths(recipe: Recipe, base: Path, output_base: Path) -> None:
         if recipe.eval.suite:
             recipe.eval.suite = _resolve(recipe.eval.suite, base)
         recipe.eval.tasks = [_resolve(t, base) for t in recipe.eval.tasks]
+    if recipe.card_template:
+        recipe.card_template = _resolve(recipe.card_template, base)
     for i, stage in enumerate(recipe.stages):
         if i in recipe._stage_refs:
             stage.init_from = str(recipe.stage_dir(recipe._stage_refs[i]))  # made by this run
@@ -122,12 +126,24 @@ def _set_origins(recipe: Recipe, label: str) -> None:
             src._origin = f"{label}: stages[{i}].data" + (f"[{j}]" if multiple else "")
 
 
-def _missing_paths(raw: dict[str, Any], base: Path) -> list[str]:
+def _placeholder_problem(where: str, value: Any) -> str | None:
+    """A ``<name>`` left by a shared recipe (llm2vec_lite.sharing.written): ask for the file."""
+    if isinstance(value, str) and len(value) > 2 and value.startswith("<") and value.endswith(">"):
+        return (
+            f"{where} = {value!r}: stands for a file from outside the project the recipe was run in "
+            f"(its sha256 is in provenance.json); give the file: {where}=PATH"
+        )
+    return None
+
+
+def _missing_paths(raw: dict[str, Any], base: Path, allow_missing_data: bool = False) -> list[str]:
     """Problems with local paths, read from the raw mapping so they join the schema problems."""
     problems = []
     hint = "relative paths resolve against the recipe's folder"
     base_model = raw.get("base_model")
-    if isinstance(base_model, str) and base_model.startswith(_PACKAGE_PREFIX):
+    if placeholder := _placeholder_problem("base_model", base_model):
+        problems.append(placeholder)
+    elif isinstance(base_model, str) and base_model.startswith(_PACKAGE_PREFIX):
         from llm2vec_lite.paths import resolve_model_path
 
         try:
@@ -158,8 +174,12 @@ def _missing_paths(raw: dict[str, Any], base: Path) -> list[str]:
             path = src.get("path") if isinstance(src, dict) else None
             if not isinstance(path, str):
                 continue
+            where = f"stages[{i}].data" + (f"[{j}]" if isinstance(data, list) else "") + ".path"
             resolved = Path(_resolve(path, base))
-            if not resolved.is_file():
-                where = f"stages[{i}].data" + (f"[{j}]" if isinstance(data, list) else "") + ".path"
-                problems.append(f"{where} = {path!r}: file not found (resolved to {resolved}); {hint}")
+            if placeholder := _placeholder_problem(where, path):
+                problems.append(placeholder)
+            elif not resolved.is_file() and not allow_missing_data:
+                made_by = src.get("made_by")
+                how = f"; make it with `{made_by}`" if made_by else f"; {hint}"
+                problems.append(f"{where} = {path!r}: file not found (resolved to {resolved}){how}")
     return problems

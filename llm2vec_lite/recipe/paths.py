@@ -30,6 +30,8 @@ def _looks_local(value: str) -> bool:
 
 
 def _resolve(value: str, base: Path) -> str:
+    if value.startswith("<") and value.endswith(">"):
+        return value  # a shared recipe's stand-in for a file it could not name: reported, never resolved
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else (base / p).resolve())
 

@@ -209,6 +209,11 @@ class DataSource(_Strict):
         description="how an instruction_column cell becomes the prefix: '{instruction}' stands for the "
         "(stripped) cell, e.g. 'Instruct: {instruction}\nQuery: ' (E5); null = '{instruction} '",
     )
+    made_by: str | None = Field(
+        None,
+        description="the command that writes this local file (e.g. 'llm2vec-lite synth recipes/synth/x.yaml'); "
+        "named when the file is missing, not part of the fingerprint",
+    )
 
     # Where the source sits in its recipe ("recipe.yaml: stages[0].data"); used in DataError messages.
     _origin: str | None = PrivateAttr(None)
@@ -274,7 +279,7 @@ class DataSource(_Strict):
             return self.format
         if self.path is None:
             return None
-        return _SUFFIX_FORMATS.get(Path(self.path).suffix.lower())
+        return _SUFFIX_FORMATS.get(Path(self.path.strip("<>")).suffix.lower())  # <name>: a shared recipe's placeholder
 
     @property
     def origin(self) -> str:
@@ -654,7 +659,7 @@ class EvalSettings(_Strict):
 
 
 # Fields that do not change the trained weights, left out of fingerprints.
-_RECIPE_UNHASHED = {"name", "description", "output_dir", "eval", "encoder_max_length"}
+_RECIPE_UNHASHED = {"name", "description", "output_dir", "eval", "encoder_max_length", "card_template", "base_model_id"}
 _STAGE_UNHASHED = {"checkpoint_every", "eval_every", "log_every", "gradient_checkpointing", "compile"}
 
 
@@ -669,6 +674,11 @@ class Recipe(_Strict):
         description="hub id, local folder, or .gguf file; relative local paths resolve against the recipe",
     )
     gguf_file: str | None = Field(None, description="GGUF file name inside base_model (a hub repo or folder)")
+    base_model_id: str | None = Field(
+        None,
+        description="hub id of base_model for the model card's base_model, when base_model is a local "
+        "folder or file whose metadata names none; not part of the fingerprint",
+    )
     revision: str | None = Field(
         None,
         description="hub revision of base_model (branch, tag, commit or refs/pr/N); pin one that has "
@@ -716,8 +726,17 @@ class Recipe(_Strict):
     lora: LoraSettings = Field(default_factory=LoraSettings, description="LoRA adapter settings")
     stages: list[Stage] = Field(min_length=1, description="the stages to run, in order")
     eval: EvalSettings | None = Field(None, description="evaluation after conversion")
+    card_template: str | None = Field(
+        None,
+        description="model card template for final/README.md (a Jinja file; relative to the recipe); "
+        "null = the built-in one (docs/recipes.md, 'Sharing a recipe')",
+    )
 
     _source_path: Path | None = PrivateAttr(None)
+    # The mapping as read (overrides applied, defaults not filled in): what final/recipe.yaml writes.
+    _raw: dict[str, Any] | None = PrivateAttr(None)
+    # provenance.json of the model folder the recipe was read from (convert compares the data).
+    _provenance: dict[str, Any] | None = PrivateAttr(None)
     # stage index -> earlier stage index, for stages declared with init_from: stages[K]
     _stage_refs: dict[int, int] = PrivateAttr(default_factory=dict)
 
@@ -806,6 +825,7 @@ class Recipe(_Strict):
                 stage["init_from"] = self._portable(stage["init_from"])
             sources = stage["data"] if isinstance(stage["data"], list) else [stage["data"]]
             for src in sources:
+                src.pop("made_by", None)  # says where the file comes from, not what it holds
                 _drop_unset(src, _SOURCE_LATER_KEYS)
                 if src.get("path"):
                     src["path"] = self._portable(src["path"])
@@ -834,7 +854,8 @@ class Recipe(_Strict):
     def fingerprint(self) -> str:
         """sha256[:16] of everything that changes the trained weights.
 
-        Left out: ``name``, ``description``, ``output_dir``, ``eval`` and the per-stage
+        Left out: ``name``, ``description``, ``output_dir``, ``eval``, ``card_template``,
+        ``base_model_id``, the sources' ``made_by`` and the per-stage
         ``log_every``, ``checkpoint_every``, ``eval_every``, ``gradient_checkpointing`` and ``compile``. Key order, comments
         and spelling out a default do not matter. Local paths count relative to the recipe folder;
         the *contents* of data files are not hashed.
