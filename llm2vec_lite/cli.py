@@ -20,7 +20,7 @@ from llm2vec_lite.threads import prefer_passive_openmp
 prefer_passive_openmp()  # before any subcommand imports torch (see llm2vec_lite/threads.py)
 
 # Order is the order shown by --help.
-_COMMANDS = ("convert", "recipe", "encode", "eval", "whiten", "patches", "synth")
+_COMMANDS = ("convert", "recipe", "encode", "eval", "mine", "whiten", "patches", "synth")
 
 
 def build_parser() -> argparse.ArgumentParser:
