@@ -92,6 +92,8 @@ _BAD_TSV = "anchor\tpositive\tnegative\n" + "".join(
 ENCODE = ["encode", "{P}/enc", "--input", "{P}/texts.txt", "--output", "{P}/v.npy"]
 EVAL = ["eval", "{P}/enc", "--data-dir", "{P}/sts", "--datasets", "ok"]
 CONVERT = ["convert", "{P}/recipe.yaml"]
+MINE = ["mine", "{P}/enc", "--output", "{P}/mined.tsv", "--data"]
+_PAIRS = "query\tpositive\na cat\ta cat sits.\na dog\ta dog runs.\n"
 
 CASES = [
     Case("encode-max-length-neg", "`--max-length -1`", [*ENCODE, "--max-length", "-1"], 2,
@@ -160,6 +162,28 @@ CASES = [
     Case("convert-short-rows", "a TSV where many rows have too few cells",
          [*CONVERT, "stages.2.data.path=./bad.tsv"], 1,
          "20 of 40 rows do not match the 3-column header", setup=_write("bad.tsv", _BAD_TSV), output="out"),
+    Case("mine-missing", "`mine --data` naming no file", [*MINE, "{P}/nope.tsv"], 1,
+         "--data PROJECT/nope.tsv: no such file", output="mined.tsv"),
+    Case("mine-no-positive", "a mining source without a `positive` column", [*MINE, "{P}/qa.tsv"], 1,
+         "line 1 (the header) has no 'positive' column; found query, answer",
+         setup=_write("qa.tsv", "query\tanswer\na cat\ta cat sits.\n"), output="mined.tsv"),
+    Case("mine-no-passages", "a mining source without passages", [*MINE, "{P}/empty-pos.tsv"], 1,
+         "no passages: no row has both a query and a positive",
+         setup=_write("empty-pos.tsv", "query\tpositive\na cat\t\na dog\t\n"), output="mined.tsv"),
+    Case("mine-cells", "a mining source line with a stray tab", [*MINE, "{P}/tab.tsv"], 1,
+         "line 3 has 3 tab-separated cells, the header has 2",
+         setup=_write("tab.tsv", "query\tpositive\na cat\ta cat sits.\na dog\ta dog\truns.\n"), output="mined.tsv"),
+    Case("mine-extra-missing", "`mine --extra-corpus` naming no file",
+         [*MINE, "{P}/pairs.tsv", "--extra-corpus", "{P}/nope.tsv"], 1, "--extra-corpus PROJECT/nope.tsv: no such file",
+         setup=_write("pairs.tsv", _PAIRS), output="mined.tsv"),
+    Case("mine-top-k", "`mine --top-k 0`", [*MINE, "{P}/pairs.tsv", "--top-k", "0"], 2,
+         "argument --top-k: must be >= 1, got 0", setup=_write("pairs.tsv", _PAIRS), output="mined.tsv"),
+    Case("mine-fraction", "`mine --max-score-fraction 1.5`", [*MINE, "{P}/pairs.tsv", "--max-score-fraction", "1.5"], 2,
+         "argument --max-score-fraction: must be in (0, 1]", setup=_write("pairs.tsv", _PAIRS), output="mined.tsv"),
+    Case("mine-skip-top", "`mine --skip-top` as large as `--top-k`",
+         [*MINE, "{P}/pairs.tsv", "--top-k", "5", "--skip-top", "5"], 2,
+         "--skip-top 5 skips every one of the --top-k 5 candidates", setup=_write("pairs.tsv", _PAIRS),
+         output="mined.tsv"),
     Case("convert-override", "a malformed override", [*CONVERT, "stages.0.steps"], 2,
          "overrides must look like key.path=value"),
 ]
