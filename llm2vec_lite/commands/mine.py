@@ -81,7 +81,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from llm2vec_lite.checks import check_device, check_dtype
     from llm2vec_lite.errors import UsageError
-    from llm2vec_lite.mining import MiningSettings, check_settings, mine, read_corpus, read_source, write_mined
+    from llm2vec_lite.mining import (
+        MiningSettings,
+        check_settings,
+        mine,
+        read_corpus,
+        read_source,
+        write_mined,
+    )
 
     check_dtype(args.dtype, "--dtype")  # flags and files first: nothing loads for a typo
     check_device(args.device, "--device")
