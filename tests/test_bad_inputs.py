@@ -56,8 +56,11 @@ def _broken_settings(root: Path) -> None:
     (root / "enc-broken" / "llm2vec_lite.json").write_text('{"pooling": "mean",', encoding="utf-8")
 
 
-def _model_folder(name: str, *, model_type: str | None = None, word_tokenizer: bool = False):
-    """A copy of tiny-llama with another model_type, no config.json, or a word-level tokenizer."""
+def _model_folder(
+    name: str, *, model_type: str | None = None, word_tokenizer: bool = False, adds_nothing: bool = False
+):
+    """A copy of tiny-llama with another model_type, no config.json, a word-level tokenizer, or a
+    tokenizer that adds no special token (as SmolLM2's)."""
 
     def setup(root: Path) -> None:
         dest = root / name
@@ -79,6 +82,10 @@ def _model_folder(name: str, *, model_type: str | None = None, word_tokenizer: b
             for f in dest.glob("tokenizer*"):
                 f.unlink()
             module.build_tiny_tokenizer().save_pretrained(dest)
+        if adds_nothing:
+            spec = json.loads((dest / "tokenizer.json").read_text())
+            spec["post_processor"] = None
+            (dest / "tokenizer.json").write_text(json.dumps(spec))
 
     return setup
 
@@ -127,6 +134,15 @@ CASES = [
     Case("convert-simcse-max-length", "a stage `max_length: 1` (SimCSE: BOS fills it)",
          [*CONVERT, "stages.1.max_length=1"], 1,
          "stages[1].max_length = 1: the special tokens fill all 1 tokens", output="out"),
+    Case("convert-max-length-no-bos", "a stage `max_length: 1` (a tokenizer that adds no special token)",
+         [*CONVERT, "base_model=./no-bos-llama", "stages.2.max_length=1"], 1,
+         "stages[2].max_length = 1: only 1 text token fits, so every text is cut to its first token; "
+         "use max_length >= 2", setup=_model_folder("no-bos-llama", adds_nothing=True), output="out"),
+    Case("check-max-length-instruction", "a stage `max_length` that holds the instruction and one text token",
+         ["recipe", "check", "{P}/recipe.yaml", "base_model=./no-bos-llama", "stages.2.max_length=6",
+          "stages.2.query_instruction=Query:"], 1,
+         "stages[2].max_length = 6: only 1 text token fits after the instruction 'Query:'",
+         setup=_model_folder("no-bos-llama", adds_nothing=True)),
     Case("convert-attn", "a misspelled `attn_implementation`", [*CONVERT, "attn_implementation=spda"], 1,
          "attn_implementation = 'spda': unknown attention backend; valid: eager, sdpa", output="out"),
     Case("convert-flex-cpu", "training with flex attention on a CPU (torch has no flex backward there)",
