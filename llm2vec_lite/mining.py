@@ -193,7 +193,7 @@ def read_source(path: str | Path, what: str = "--data") -> PassageTable:
 
 def read_corpus(path: str | Path, what: str = "--extra-corpus") -> list[str]:
     """Distinct passages of another source: a TSV's ``positive`` and ``negative`` cells, or a
-    ``.txt`` file's non-blank lines.
+    ``.txt`` file's non-blank lines (tabs turned into spaces).
 
     Raises:
         DataError: naming ``what``, the file and the line: a missing file, a TSV with neither a
@@ -203,7 +203,8 @@ def read_corpus(path: str | Path, what: str = "--extra-corpus") -> list[str]:
     lines = _lines(path, what)
     passages: dict[str, None] = {}
     if path.suffix == ".txt":
-        passages.update(dict.fromkeys(line.strip() for line in lines if line.strip()))
+        # a tab inside a line would split the output TSV's cell: it becomes a space
+        passages.update(dict.fromkeys(line.replace("\t", " ").strip() for line in lines if line.strip()))
     else:
         header = [h.strip() for h in lines[0].split("\t")] if lines else []
         columns = [c for c in ("positive", "negative") if c in header]

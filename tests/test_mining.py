@@ -189,3 +189,9 @@ def test_a_passage_equal_to_a_positive_up_to_case_is_not_a_negative(project):
     result = mine(enc, table, [], MiningSettings(max_score_fraction=1.0), show_progress=False)
     negatives = {r.query: r.negative for r in result.rows}
     assert negatives["a cat"] == "the dog runs."  # not the positive's twin, not the query's own text
+
+
+def test_a_text_corpus_gives_its_lines_without_tabs(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_text("one passage\n\na tab\there\none passage\n", encoding="utf-8")
+    assert read_corpus(path) == ["one passage", "a tab here"]
