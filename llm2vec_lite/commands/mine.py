@@ -75,6 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=positive_int, default=None, help="override the folder's max_length")
     p.add_argument("--dtype", default=None, help="weight dtype: float32 (default), bfloat16, auto")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ...")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the transformer blocks (half a minute first; pays off on long passages)")
     p.set_defaults(func=run, _parser=p)
 
 
@@ -108,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
     from llm2vec_lite.encoder import Encoder
 
-    encoder = Encoder.from_pretrained(args.model, max_length=args.max_length, dtype=args.dtype, device=args.device)
+    encoder = Encoder.from_pretrained(
+        args.model, max_length=args.max_length, dtype=args.dtype, device=args.device, compile=args.compile
+    )
     result = mine(encoder, source, extra, settings, show_progress=True)
     write_mined(args.output, result.rows)
     logger.info("wrote %s: %s", args.output, result.summary())
