@@ -156,9 +156,19 @@ def test_mine_command_writes_a_supervised_source(project):
     # the rows of the query with two positives got different negatives when it had two candidates
     cat = [r["negative"] for r in rows if r["query"] == "a cat sits on the mat"]
     assert len(cat) == 2 and (cat[0] != cat[1] or not cat[0])
-    # a recipe's supervised source reads it (an empty negative: that row trains as a pair)
     read = read_rows(DataSource(path=str(out)), ["query", "positive", "negative"], min_columns=2)
-    assert len(read) == len(rows) - (len(rows) - len(mined))
+    assert read == [(r["query"], r["positive"], r["negative"]) for r in mined]  # a recipe reads it
+
+
+def test_a_row_without_a_negative_reads_as_a_pair(tmp_path):
+    from llm2vec_lite.data import read_rows
+    from llm2vec_lite.mining import MinedRow, write_mined
+    from llm2vec_lite.recipe import DataSource
+
+    path = write_mined(tmp_path / "m.tsv", [MinedRow("q1", "p1", "n1"), MinedRow("q2", "p2", None)])
+    assert path.read_text(encoding="utf-8") == "query\tpositive\tnegative\nq1\tp1\tn1\nq2\tp2\t\n"
+    read = read_rows(DataSource(path=str(path), columns=["query", "positive", "negative"]), ["anchor", "positive", "negative"])
+    assert read == [("q1", "p1", "n1"), ("q2", "p2")]
 
 
 def test_more_negatives_per_query_and_instructions(project):
