@@ -9,9 +9,9 @@ Two kinds, one function each:
 - :func:`preflight` reads what is cheap to read: the base model's ``config.json`` (is there a
   patch for this architecture?), its tokenizer (does ``max_length`` hold two text tokens plus the
   special tokens and instruction, is there a single-token mask for ``mask_token: blank``?) and the
-  local data (at least ``batch_size`` rows, a batch size the processes divide). ``llm2vec-lite recipe check`` and
-  ``convert`` (dry run included) run it before any weights load, so a recipe that cannot train
-  fails in seconds, with every problem listed.
+  local data (at least ``batch_size`` rows, a batch size the processes divide). ``llm2vec-lite
+  recipe check`` and ``convert`` (dry run included) run it before any weights load, so a recipe
+  that cannot train fails in seconds, with every problem listed.
 
 The argument checks shared by the CLI and :meth:`Encoder.from_pretrained` (:func:`check_max_length`,
 :func:`check_device`, :func:`check_dtype`) raise :class:`~llm2vec_lite.errors.UsageError`, which the
