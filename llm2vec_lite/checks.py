@@ -8,11 +8,11 @@ This is the preflight layer: it sits above the stages and the data readers, whic
   so every loader (``recipe check``, ``convert``, Python code) reports these with the schema
   problems; it is re-exported here.
 - :func:`preflight` reads what is cheap to read: the base model's ``config.json`` (is there a
-  patch for this architecture?), its tokenizer (does ``max_length`` hold a token plus the special
-  tokens, is there a single-token mask for ``mask_token: blank``?) and the local data (at least
-  ``batch_size`` rows, a batch size the processes divide). ``llm2vec-lite recipe check`` and
-  ``convert`` (dry run included) run it before any weights load, so a recipe that cannot train
-  fails in seconds, with every problem listed.
+  patch for this architecture?), its tokenizer (does ``max_length`` hold two text tokens plus the
+  special tokens and instruction, is there a single-token mask for ``mask_token: blank``?) and the
+  local data (at least ``batch_size`` rows, a batch size the processes divide). ``llm2vec-lite
+  recipe check`` and ``convert`` (dry run included) run it before any weights load, so a recipe
+  that cannot train fails in seconds, with every problem listed.
 
 The argument checks shared by the CLI and :meth:`Encoder.from_pretrained` (:func:`check_max_length`,
 :func:`check_device`, :func:`check_dtype`, :func:`check_window`) live in :mod:`llm2vec_lite.arguments`,
@@ -193,6 +193,13 @@ def _depth_problems(recipe, config: dict[str, Any] | None) -> list[str]:
     return []
 
 
+# A contrastive stage must keep at least this many text tokens of a text. One token is the first
+# word piece alone ("The", "A"): every text would be pooled from it, so the stage trains on
+# nothing of the text, and nothing fails (a tokenizer that adds no special token, SmolLM2's, keeps
+# exactly one at max_length: 1). MNTP has the same floor for its own reason.
+MIN_TEXT_TOKENS = 2
+
+
 def _tokenizer_problems(recipe, tokenizer) -> list[str]:
     from llm2vec_lite.data import mask_token_id
     from llm2vec_lite.pooling import needs_eos
@@ -217,18 +224,27 @@ def _tokenizer_problems(recipe, tokenizer) -> list[str]:
         instructions = list(dict.fromkeys(x for x in instructions if x))
         for instruction in [None, *instructions]:
             try:
-                rows = encode_rows(
-                    tokenizer, ["a"], max_length=length, instruction=instruction, add_eos=needs_eos(recipe.pooling)
+                rows = encode_rows(  # a probe text of several tokens: how many does the stage keep?
+                    tokenizer, ["a a a"], max_length=length, instruction=instruction, add_eos=needs_eos(recipe.pooling)
                 )
             except ValueError as e:
                 problems.append(f"{field} = {length}: {e}")
                 break
-            if not any(rows[0].pool):  # every kept token is special or instruction: the text is cut away
-                what = f"the instruction {instruction[:40]!r} and " if instruction else ""
+            kept = sum(rows[0].pool)
+            what = f"the instruction {instruction[:40]!r} and " if instruction else ""
+            shorten = " or shorten the instruction" if instruction else ""
+            if not kept:  # every kept token is special or instruction: the text is cut away
                 problems.append(
                     f"{field} = {length}: {what}the special tokens fill all {length} tokens, so no text token "
-                    f"is left to pool; raise max_length"
-                    + (" or shorten the instruction" if instruction else "")
+                    f"is left to pool; raise max_length{shorten}"
+                )
+                break
+            if kept < MIN_TEXT_TOKENS:
+                problems.append(
+                    f"{field} = {length}: only {kept} text token fits"
+                    + (f" after the instruction {instruction[:40]!r}" if instruction else "")
+                    + f", so every text is cut to its first token; use max_length >= "
+                    f"{length + MIN_TEXT_TOKENS - kept}{shorten}"
                 )
                 break
     return problems

@@ -20,7 +20,7 @@ from llm2vec_lite.runtime.threads import prefer_passive_openmp
 prefer_passive_openmp()  # before any subcommand imports torch (see llm2vec_lite/runtime/threads.py)
 
 # Order is the order shown by --help.
-_COMMANDS = ("convert", "recipe", "encode", "eval", "whiten", "patches", "synth", "push")
+_COMMANDS = ("convert", "recipe", "encode", "eval", "mine", "whiten", "patches", "synth", "push")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,8 +57,11 @@ def _broken_settings(root: Path) -> None:
     (root / "enc-broken" / "llm2vec_lite.json").write_text('{"pooling": "mean",', encoding="utf-8")
 
 
-def _model_folder(name: str, *, model_type: str | None = None, word_tokenizer: bool = False):
-    """A copy of tiny-llama with another model_type, no config.json, or a word-level tokenizer."""
+def _model_folder(
+    name: str, *, model_type: str | None = None, word_tokenizer: bool = False, adds_nothing: bool = False
+):
+    """A copy of tiny-llama with another model_type, no config.json, a word-level tokenizer, or a
+    tokenizer that adds no special token (as SmolLM2's)."""
 
     def setup(root: Path) -> None:
         dest = root / name
@@ -80,6 +83,10 @@ def _model_folder(name: str, *, model_type: str | None = None, word_tokenizer: b
             for f in dest.glob("tokenizer*"):
                 f.unlink()
             module.build_tiny_tokenizer().save_pretrained(dest)
+        if adds_nothing:
+            spec = json.loads((dest / "tokenizer.json").read_text())
+            spec["post_processor"] = None
+            (dest / "tokenizer.json").write_text(json.dumps(spec))
 
     return setup
 
@@ -93,6 +100,8 @@ _BAD_TSV = "anchor\tpositive\tnegative\n" + "".join(
 ENCODE = ["encode", "{P}/enc", "--input", "{P}/texts.txt", "--output", "{P}/v.npy"]
 EVAL = ["eval", "{P}/enc", "--data-dir", "{P}/sts", "--datasets", "ok"]
 CONVERT = ["convert", "{P}/recipe.yaml"]
+MINE = ["mine", "{P}/enc", "--output", "{P}/mined.tsv", "--data"]
+_PAIRS = "query\tpositive\na cat\ta cat sits.\na dog\ta dog runs.\n"
 
 def _no_hub_token(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     from huggingface_hub import constants
@@ -139,6 +148,15 @@ CASES = [
     Case("convert-simcse-max-length", "a stage `max_length: 1` (SimCSE: BOS fills it)",
          [*CONVERT, "stages.1.max_length=1"], 1,
          "stages[1].max_length = 1: the special tokens fill all 1 tokens", output="out"),
+    Case("convert-max-length-no-bos", "a stage `max_length: 1` (a tokenizer that adds no special token)",
+         [*CONVERT, "base_model=./no-bos-llama", "stages.2.max_length=1"], 1,
+         "stages[2].max_length = 1: only 1 text token fits, so every text is cut to its first token; "
+         "use max_length >= 2", setup=_model_folder("no-bos-llama", adds_nothing=True), output="out"),
+    Case("check-max-length-instruction", "a stage `max_length` that holds the instruction and one text token",
+         ["recipe", "check", "{P}/recipe.yaml", "base_model=./no-bos-llama", "stages.2.max_length=6",
+          "stages.2.query_instruction=Query:"], 1,
+         "stages[2].max_length = 6: only 1 text token fits after the instruction 'Query:'",
+         setup=_model_folder("no-bos-llama", adds_nothing=True)),
     Case("convert-attn", "a misspelled `attn_implementation`", [*CONVERT, "attn_implementation=spda"], 1,
          "attn_implementation = 'spda': unknown attention backend; valid: eager, sdpa", output="out"),
     Case("convert-flex-cpu", "training with flex attention on a CPU (torch has no flex backward there)",
@@ -174,6 +192,28 @@ CASES = [
     Case("convert-short-rows", "a TSV where many rows have too few cells",
          [*CONVERT, "stages.2.data.path=./bad.tsv"], 1,
          "20 of 40 rows do not match the 3-column header", setup=_write("bad.tsv", _BAD_TSV), output="out"),
+    Case("mine-missing", "`mine --data` naming no file", [*MINE, "{P}/nope.tsv"], 1,
+         "--data PROJECT/nope.tsv: no such file", output="mined.tsv"),
+    Case("mine-no-positive", "a mining source without a `positive` column", [*MINE, "{P}/qa.tsv"], 1,
+         "line 1 (the header) has no 'positive' column; found query, answer",
+         setup=_write("qa.tsv", "query\tanswer\na cat\ta cat sits.\n"), output="mined.tsv"),
+    Case("mine-no-passages", "a mining source without passages", [*MINE, "{P}/empty-pos.tsv"], 1,
+         "no passages: no row has both a query and a positive",
+         setup=_write("empty-pos.tsv", "query\tpositive\na cat\t\na dog\t\n"), output="mined.tsv"),
+    Case("mine-cells", "a mining source line with a stray tab", [*MINE, "{P}/tab.tsv"], 1,
+         "line 3 has 3 tab-separated cells, the header has 2",
+         setup=_write("tab.tsv", "query\tpositive\na cat\ta cat sits.\na dog\ta dog\truns.\n"), output="mined.tsv"),
+    Case("mine-extra-missing", "`mine --extra-corpus` naming no file",
+         [*MINE, "{P}/pairs.tsv", "--extra-corpus", "{P}/nope.tsv"], 1, "--extra-corpus PROJECT/nope.tsv: no such file",
+         setup=_write("pairs.tsv", _PAIRS), output="mined.tsv"),
+    Case("mine-top-k", "`mine --top-k 0`", [*MINE, "{P}/pairs.tsv", "--top-k", "0"], 2,
+         "argument --top-k: must be >= 1, got 0", setup=_write("pairs.tsv", _PAIRS), output="mined.tsv"),
+    Case("mine-fraction", "`mine --max-score-fraction 1.5`", [*MINE, "{P}/pairs.tsv", "--max-score-fraction", "1.5"], 2,
+         "argument --max-score-fraction: must be in (0, 1]", setup=_write("pairs.tsv", _PAIRS), output="mined.tsv"),
+    Case("mine-skip-top", "`mine --skip-top` as large as `--top-k`",
+         [*MINE, "{P}/pairs.tsv", "--top-k", "5", "--skip-top", "5"], 2,
+         "--skip-top 5 skips every one of the --top-k 5 candidates", setup=_write("pairs.tsv", _PAIRS),
+         output="mined.tsv"),
     Case("convert-override", "a malformed override", [*CONVERT, "stages.0.steps"], 2,
          "overrides must look like key.path=value"),
     Case("push-no-token", "`push` without a Hugging Face token", ["push", "{P}/enc", "me/enc"], 1,

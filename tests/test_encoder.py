@@ -161,6 +161,22 @@ def test_empty_string_gives_a_finite_unit_vector(parts, pooling, bos):
     np.testing.assert_allclose(enc.encode(["", "a dog", ""])[2], vec, atol=1e-5)  # the same, every time
 
 
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_empty_text_after_a_save_is_still_a_unit_vector(parts, tmp_path, padding_side):
+    """A corpus document with neither title nor body, through a saved folder (the tokenizer as
+    written to disk), beside long texts, with a document instruction and under either padding."""
+    model, _ = parts
+    Encoder(model, _tiny_tokenizer(bos=False), autocast=False).save_pretrained(tmp_path)
+    enc = Encoder.from_pretrained(tmp_path)
+    enc.autocast, enc.padding_side = False, padding_side
+    assert enc.tokenizer("")["input_ids"] == []  # the tokenizer adds nothing
+    texts = ["", "hello world, the park is big and the dog ran", ""]
+    for instruction in (None, "Query: "):
+        vecs = enc.encode(texts, instruction=instruction, batch_size=3)
+        np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(vecs[0], enc.encode("", instruction=instruction), atol=1e-5)
+
+
 def test_from_pretrained_rejects_bad_arguments_before_loading(tmp_path, monkeypatch):
     from transformers import PreTrainedModel
 
