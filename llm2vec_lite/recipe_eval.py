@@ -106,8 +106,11 @@ def evaluate_final(recipe, final: Path, *, card_template: str | Path | None = No
             r["source"] = Path(r["source"]).name  # a local file, named as the card names data
     if recipe.eval.suite_tasks():
         from llm2vec_lite.suite import format_suite_table, run_suite
+        from llm2vec_lite.tasks import sts_task
 
-        report = run_suite(_suite_embedder(recipe, encoder, recipe.name), _suite_tasks(recipe))
+        # the STS sets join the suite too, so its mean of type means covers every type scored
+        tasks = _suite_tasks(recipe) + [sts_task(pairs) for pairs in suite]
+        report = run_suite(_suite_embedder(recipe, encoder, recipe.name), tasks)
         results["suite"] = report
         logger.info("evaluation suite:\n%s", format_suite_table(report))
     final = Path(final)

@@ -39,6 +39,7 @@ __all__ = [
     "discover_suite",
     "load_task",
     "load_tasks",
+    "sts_task",
 ]
 
 TaskType = Literal["retrieval", "classification", "clustering", "sts"]
@@ -205,6 +206,14 @@ def load_task(
     data = readers[kind](p)
     instruction = (instructions or {}).get(name) or TASK_INSTRUCTIONS.get(name) or TYPE_INSTRUCTIONS[kind]
     return LocalTask(name=name, type=kind, path=p, instruction=instruction, data=data)
+
+
+def sts_task(pairs: Any, instructions: Mapping[str, str] | None = None) -> LocalTask:
+    """An STS set loaded by :func:`llm2vec_lite.evaluate.load_sts_suite` as a suite task."""
+    name = pairs.name
+    instruction = (instructions or {}).get(name) or TASK_INSTRUCTIONS.get(name) or TYPE_INSTRUCTIONS["sts"]
+    data = {"sentence1": list(pairs.sentence1), "sentence2": list(pairs.sentence2), "score": list(pairs.scores)}
+    return LocalTask(name=name, type="sts", path=Path(str(pairs.source)), instruction=instruction, data=data)
 
 
 # ---------------------------------------------------------------------------------------------

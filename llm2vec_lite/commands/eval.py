@@ -163,7 +163,7 @@ def run_suite_command(args: argparse.Namespace, fail) -> int:
     """``eval --suite/--tasks``: check every task, load the model, score, print the table."""
     from llm2vec_lite.evaluate import load_sts_suite
     from llm2vec_lite.suite import E5_TEMPLATE, format_suite_table, is_sentence_transformers_folder, run_suite
-    from llm2vec_lite.tasks import LocalTask, load_tasks
+    from llm2vec_lite.tasks import load_tasks, sts_task
 
     if args.suite is not None and not Path(args.suite).is_dir():
         return fail(f"--suite {args.suite}: no such folder")
@@ -178,10 +178,7 @@ def run_suite_command(args: argparse.Namespace, fail) -> int:
         [t for t in (args.tasks or "").split(",") if t], suite=args.suite, instructions=instructions
     )
     if args.datasets is not None:
-        for pairs in load_sts_suite(args.datasets, data_dir=args.data_dir):
-            data = {"sentence1": pairs.sentence1, "sentence2": pairs.sentence2, "score": list(pairs.scores)}
-            tasks.append(LocalTask(pairs.name, "sts", Path(pairs.source), (instructions or {}).get(pairs.name)
-                                   or _sts_instruction(pairs.name), data))
+        tasks += [sts_task(pairs, instructions) for pairs in load_sts_suite(args.datasets, data_dir=args.data_dir)]
     if is_sentence_transformers_folder(args.model):
         from llm2vec_lite.suite import sentence_transformers_embedder
 
@@ -207,12 +204,6 @@ def run_suite_command(args: argparse.Namespace, fail) -> int:
     print(f"{report['seconds']:.0f} s ({report['encode_seconds']:.0f} s encoding {report['texts_encoded']} texts)")
     _write_json(args.json_path, report)
     return 0
-
-
-def _sts_instruction(name: str) -> str:
-    from llm2vec_lite.tasks import TASK_INSTRUCTIONS, TYPE_INSTRUCTIONS
-
-    return TASK_INSTRUCTIONS.get(name, TYPE_INSTRUCTIONS["sts"])
 
 
 def _read_instructions(path: str, fail) -> dict[str, str]:

@@ -87,8 +87,10 @@ def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
     evaluation_file = json.loads((out / "final" / "eval.json").read_text())
     assert list(evaluation_file["datasets"]) == ["dev"] and evaluation_file["datasets"]["dev"]["n_pairs"] == 4
     suite = evaluation_file["suite"]
-    assert list(suite["tasks"]) == ["toy-retrieval"] and suite["tasks"]["toy-retrieval"]["metric"] == "nDCG@10"
-    assert suite["type_means"] == {"retrieval": suite["tasks"]["toy-retrieval"]["score"]}
+    assert list(suite["tasks"]) == ["toy-retrieval", "dev"]  # the STS set joins the suite
+    assert suite["tasks"]["toy-retrieval"]["metric"] == "nDCG@10" and suite["tasks"]["dev"]["metric"] == "Spearman"
+    assert suite["type_means"] == {"retrieval": suite["tasks"]["toy-retrieval"]["score"],
+                                   "sts": suite["tasks"]["dev"]["score"]}
     assert "## Evaluation" in (out / "final" / "README.md").read_text()
     assert "mean of type means" in (out / "final" / "README.md").read_text()
     enc = Encoder.from_pretrained(out / "final")
