@@ -101,6 +101,18 @@ ENCODE = ["encode", "{P}/enc", "--input", "{P}/texts.txt", "--output", "{P}/v.np
 EVAL = ["eval", "{P}/enc", "--data-dir", "{P}/sts", "--datasets", "ok"]
 CONVERT = ["convert", "{P}/recipe.yaml"]
 MINE = ["mine", "{P}/enc", "--output", "{P}/mined.tsv", "--data"]
+TASKS = ["eval", "{P}/enc", "--tasks"]
+
+
+def _retrieval_task(extra_qrels: str, corpus: str = '{"_id": "0", "title": "", "text": "a cat"}\n'):
+    """A one-document BEIR folder ``ret/`` whose qrels get ``extra_qrels`` after a good line."""
+
+    def setup(root: Path) -> None:
+        _write("ret/corpus.jsonl", corpus)(root)
+        _write("ret/queries.jsonl", '{"_id": "q1", "text": "cat?"}\n')(root)
+        _write("ret/qrels.tsv", "query-id\tcorpus-id\tscore\nq1\t0\t1\n" + extra_qrels)(root)
+
+    return setup
 _PAIRS = "query\tpositive\na cat\ta cat sits.\na dog\ta dog runs.\n"
 
 def _no_hub_token(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
@@ -192,6 +204,18 @@ CASES = [
     Case("convert-short-rows", "a TSV where many rows have too few cells",
          [*CONVERT, "stages.2.data.path=./bad.tsv"], 1,
          "20 of 40 rows do not match the 3-column header", setup=_write("bad.tsv", _BAD_TSV), output="out"),
+    Case("task-shape", "an `eval --tasks` folder of unknown shape", [*TASKS, "{P}/odd"], 1,
+         "PROJECT/odd: not a task folder", setup=_write("odd/notes.txt", "x\n")),
+    Case("task-qrels-doc", "a `qrels.tsv` line naming a missing document", [*TASKS, "{P}/ret"], 1,
+         "PROJECT/ret/qrels.tsv:3: corpus-id '9' is not in corpus.jsonl", setup=_retrieval_task("q1\t9\t1\n")),
+    Case("task-qrels-query", "a `qrels.tsv` line naming a missing query", [*TASKS, "{P}/ret"], 1,
+         "PROJECT/ret/qrels.tsv:3: query-id 'q9' is not in queries.jsonl", setup=_retrieval_task("q9\t0\t1\n")),
+    Case("task-empty-corpus", "a retrieval task with an empty corpus", [*TASKS, "{P}/ret"], 1,
+         "PROJECT/ret/corpus.jsonl: empty", setup=_retrieval_task("", corpus="")),
+    Case("task-one-label", "a classification file with one label", [*TASKS, "{P}/clf"], 1,
+         "PROJECT/clf/train.tsv: only one label ('x')",
+         setup=lambda root: [_write("clf/train.tsv", "text\tlabel\na\tx\nb\tx\n")(root),
+                             _write("clf/test.tsv", "text\tlabel\nc\tx\n")(root)]),
     Case("mine-missing", "`mine --data` naming no file", [*MINE, "{P}/nope.tsv"], 1,
          "--data PROJECT/nope.tsv: no such file", output="mined.tsv"),
     Case("mine-no-positive", "a mining source without a `positive` column", [*MINE, "{P}/qa.tsv"], 1,
