@@ -14,7 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from llm2vec_lite.commands import positive_int
+from llm2vec_lite.commands import non_negative_int, positive_int
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +34,6 @@ def _fraction(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1] (a share of the positive's score), got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
 
 
@@ -69,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "false negative (default 0.95, as NV-Retriever's positive-aware mining)")
     p.add_argument("--negatives-per-query", type=positive_int, default=1,
                    help="lines written per input row, each with a different negative (default 1)")
-    p.add_argument("--skip-top", type=_non_negative_int, default=0,
+    p.add_argument("--skip-top", type=non_negative_int, default=0,
                    help="skip this many of the highest-ranked non-positive passages (default 0)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="texts per forward pass (default 32)")
     p.add_argument("--max-length", type=positive_int, default=None, help="override the folder's max_length")
