@@ -188,6 +188,12 @@ def _worker(rank: int, init: str, out: str) -> None:
     # group while the other still has a send in flight killed the other with SIGABRT under load.
     dist.barrier()
     dist.destroy_process_group()
+    # gloo's own teardown at interpreter exit still aborted now and then under CI's load
+    # ("terminate called without an active exception", after the results were saved): leave
+    # without running C++ destructors; the results are on disk and the parent checks them.
+    import os
+
+    os._exit(0)
 
 
 def test_two_processes_with_different_numbers_of_negatives_match_one_process(tmp_path):
