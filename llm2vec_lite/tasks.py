@@ -204,16 +204,21 @@ def load_task(
         "sts": _read_sts,
     }
     data = readers[kind](p)
-    instruction = (instructions or {}).get(name) or TASK_INSTRUCTIONS.get(name) or TYPE_INSTRUCTIONS[kind]
-    return LocalTask(name=name, type=kind, path=p, instruction=instruction, data=data)
+    return LocalTask(name=name, type=kind, path=p, instruction=_instruction(name, kind, instructions), data=data)
+
+
+def _instruction(name: str, kind: TaskType, instructions: Mapping[str, str] | None) -> str:
+    """The task's instruction: the caller's for its name, else the built-in one, else its type's."""
+    return (instructions or {}).get(name) or TASK_INSTRUCTIONS.get(name) or TYPE_INSTRUCTIONS[kind]
 
 
 def sts_task(pairs: Any, instructions: Mapping[str, str] | None = None) -> LocalTask:
     """An STS set loaded by :func:`llm2vec_lite.evaluate.load_sts_suite` as a suite task."""
-    name = pairs.name
-    instruction = (instructions or {}).get(name) or TASK_INSTRUCTIONS.get(name) or TYPE_INSTRUCTIONS["sts"]
     data = {"sentence1": list(pairs.sentence1), "sentence2": list(pairs.sentence2), "score": list(pairs.scores)}
-    return LocalTask(name=name, type="sts", path=Path(str(pairs.source)), instruction=instruction, data=data)
+    return LocalTask(
+        name=pairs.name, type="sts", path=Path(str(pairs.source)),
+        instruction=_instruction(pairs.name, "sts", instructions), data=data,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -122,11 +122,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
         return run_suite_command(args, fail)
     # Data first: a typo in --datasets fails in a second, not after the model has loaded.
     suite = load_sts_suite(args.datasets, data_dir=args.data_dir)
-    kwargs = {"bidirectional": False} if args.causal else {}  # else: the folder's own setting (default on)
-    for key in ("pooling", "max_length", "dtype", "gguf_file", "device", "num_layers"):
-        if getattr(args, key, None) is not None:
-            kwargs[key] = getattr(args, key)
-    encoder = Encoder.from_pretrained(args.model, **kwargs)
+    encoder = Encoder.from_pretrained(args.model, **_encoder_kwargs(args))
     results = evaluate_sts(
         encoder,
         suite,
@@ -146,6 +142,15 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser | None = None)
     print(format_table(results))
     _write_json(args.json_path, results)
     return 0
+
+
+def _encoder_kwargs(args: argparse.Namespace) -> dict:
+    """``Encoder.from_pretrained`` arguments from the flags given (the folder's own settings otherwise)."""
+    kwargs = {"bidirectional": False} if args.causal else {}  # else: the folder's own setting (default on)
+    for key in ("pooling", "max_length", "dtype", "gguf_file", "device", "num_layers"):
+        if getattr(args, key, None) is not None:
+            kwargs[key] = getattr(args, key)
+    return kwargs
 
 
 def _write_json(path: str | None, results: dict) -> None:
@@ -190,11 +195,7 @@ def run_suite_command(args: argparse.Namespace, fail) -> int:
         from llm2vec_lite.encoder import Encoder
         from llm2vec_lite.suite import encoder_embedder
 
-        kwargs = {"bidirectional": False} if args.causal else {}
-        for key in ("pooling", "max_length", "dtype", "gguf_file", "device", "num_layers"):
-            if getattr(args, key, None) is not None:
-                kwargs[key] = getattr(args, key)
-        encoder = Encoder.from_pretrained(args.model, **kwargs)
+        encoder = Encoder.from_pretrained(args.model, **_encoder_kwargs(args))
         embedder = encoder_embedder(
             encoder, name=args.model, batch_size=args.batch_size,
             instruction_template=None if args.no_instructions else (template or E5_TEMPLATE),
