@@ -13,7 +13,8 @@ A supervised source gives (anchor, positive[, hard negative]) rows in one of thr
 (:func:`source_rows`): its ``columns`` (two columns give pairs, three triplets); ``nli`` - a
 labelled premise/hypothesis table, each positive hypothesis with a negative one of the same premise
 when there is one; ``group_columns`` - cells of one row that are positives of each other (captions
-of one image), every pair of them, all in the row's group so they are never each other's negatives.
+of one image), every pair of them, all in the row's group so they are never each other's negatives;
+``crops`` - label-free pairs, two random spans of one text (Contriever's independent cropping).
 Any table source may keep only some rows with ``where`` (e.g. ``{split: train}``).
 
 Formats: ``.txt`` (one text a line), ``.tsv`` (header line, unquoted, as ``data``),
@@ -406,6 +407,8 @@ def source_rows(src: DataSource, columns: list[str], *, min_columns: int | None 
     found, table = read_table(src)
     if src.nli is not None:
         made = _nli_rows(src, found, table, with_negatives=len(columns) > 2)
+    elif src.crops is not None:
+        made = _crop_rows(src, found, table)
     elif src.group_columns is not None:
         made = _group_rows(src, found, table)
     else:
@@ -514,6 +517,45 @@ def _group_rows(src: DataSource, found: list[str], table: list[Any]) -> list[Sou
         own = _cell(row.get(instruction)) if instruction else ""
         out.extend(SourceRow((cells[a], cells[b]), own, group) for a, b in _group_pairs(len(cells)))
     return out
+
+
+def _crop_rows(src: DataSource, found: list[str], table: list[Any]) -> list[SourceRow]:
+    """(query span, positive span) pairs of each text long enough (see :class:`~llm2vec_lite.recipe.Crops`).
+
+    Why spans of words, not tokens: the rows are built before any tokenizer loads (bad data fails
+    first), and a word count means the same for every model.
+    """
+    import random
+
+    crops = src.crops
+    assert crops is not None
+    column = _text_column(src, found)
+    texts = [t for (t,) in _extract(src, found, table, [column], capped=False)]
+    rng = random.Random(crops.seed)
+    out: list[SourceRow] = []
+    for k, text in enumerate(texts):
+        words = text.split()
+        if len(words) < crops.min_words():
+            continue
+        group = _group_key(src, str(k), "text")
+        for _ in range(crops.per_text):
+            query, positive = (_span(words, crops.query_words, rng), _span(words, crops.passage_words, rng))
+            if query != positive:
+                out.append(SourceRow((query, positive), "", group))
+    if not out:
+        raise DataError(
+            f"{src.origin}.crops: no text of {src.describe()} has the {crops.min_words()} words a pair "
+            f"needs (query_words {crops.query_words}, passage_words {crops.passage_words}); "
+            "lower them or use longer texts"
+        )
+    return out
+
+
+def _span(words: list[str], bounds: list[int], rng: Any) -> str:
+    """A random run of ``bounds[0]..bounds[1]`` words (fewer when the text is shorter)."""
+    n = min(rng.randint(bounds[0], bounds[1]), len(words))
+    start = rng.randint(0, len(words) - n)
+    return " ".join(words[start : start + n])
 
 
 def _instruction_column(src: DataSource, found: list[str]) -> str | None:
@@ -639,18 +681,23 @@ def read_texts(source: Sources, *, column: str | None = None) -> list[str]:
     out: list[str] = []
     for src in _as_list(source):
         found, rows = read_table(src)
-        name = "text"
-        if src.inferred_format() != "txt":
-            name = src.columns[0] if src.columns else column
-            if name is None:
-                name = found[0] if len(found) == 1 else next((c for c in _TEXT_COLUMNS if c in found), None)
-            if name is None:
-                raise DataError(
-                    f"{src.origin}: {src.describe()} has columns {found}; none is an obvious text "
-                    "column. Name it with data.columns (e.g. columns: [text])."
-                )
-        out.extend(t for (t,) in _extract(src, found, rows, [name]))
+        out.extend(t for (t,) in _extract(src, found, rows, [_text_column(src, found, column)]))
     return out
+
+
+def _text_column(src: DataSource, found: list[str], column: str | None = None) -> str:
+    """The column a source reads single texts from (see :func:`read_texts`); ``text`` for .txt files."""
+    if src.inferred_format() == "txt":
+        return "text"
+    name = src.columns[0] if src.columns else column
+    if name is None:
+        name = found[0] if len(found) == 1 else next((c for c in _TEXT_COLUMNS if c in found), None)
+    if name is None:
+        raise DataError(
+            f"{src.origin}: {src.describe()} has columns {found}; none is an obvious text "
+            "column. Name it with data.columns (e.g. columns: [text])."
+        )
+    return name
 
 
 # ------------------------------------------------------------------------------------------

@@ -96,9 +96,12 @@ def evaluate_final(recipe, final: Path, *, card_template: str | Path | None = No
         return None
     from llm2vec_lite.encoder import Encoder
     from llm2vec_lite.evaluate import evaluate_sts, load_sts_suite
+    from llm2vec_lite.runtime.block_compile import compiles
 
     suite = load_sts_suite(recipe.eval.datasets, data_dir=recipe.eval.data_dir) if recipe.eval.datasets else []
     encoder = Encoder.from_pretrained(final, dtype=recipe.dtype)
+    if compiles(recipe.eval.compile, encoder.device):
+        encoder.compile()  # fused kernels: long documents encode about twice as fast on a CPU
     results = evaluate_sts(encoder, suite, model=str(final)) if suite else {}
     results["model"] = recipe.name  # not the folder: eval.json travels with the model
     for r in results.get("datasets", {}).values():

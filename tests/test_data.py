@@ -538,6 +538,40 @@ def test_group_pairs_cover_each_pair_once_and_share_the_query_role():
         assert max(queries) - min(queries) <= 1, (k, queries)
 
 
+def test_crops_give_spans_of_one_text_grouped_by_text_and_fixed_by_the_seed(tmp_path):
+    long_text = " ".join(f"w{i}" for i in range(40))
+    f = _write(tmp_path / "t.tsv", f"id\tbody\n1\t{long_text}\n2\ttoo short\n3\t{long_text} more\n")
+    crops = {"query_words": [3, 5], "passage_words": [10, 20], "per_text": 3, "seed": 1}
+    src = DataSource(path=str(f), columns=["body"], crops=crops)
+    rows = read_instructed_rows(src, ["anchor", "positive", "negative"], min_columns=2)
+    assert 0 < len(rows) <= 6  # three pairs from each long text, none from the short one
+    for r in rows:
+        query, positive = (t.split() for t in r.texts)
+        assert 3 <= len(query) <= 5 and 10 <= len(positive) <= 20
+        assert " ".join(query) in long_text + " more" and " ".join(positive) in long_text + " more"
+    assert len({r.group for r in rows}) == 2 and None not in {r.group for r in rows}
+    again = read_instructed_rows(src, ["anchor", "positive"], min_columns=2)
+    assert [r.texts for r in again] == [r.texts for r in rows]  # a fixed list: resuming needs nothing
+    other = read_instructed_rows(
+        DataSource(path=str(f), columns=["body"], crops={**crops, "seed": 2}), ["anchor", "positive"]
+    )
+    assert [r.texts for r in other] != [r.texts for r in rows]
+    txt = _write(tmp_path / "t.txt", f"{long_text}\n\nshort line\n")
+    assert len(read_rows(DataSource(path=str(txt), crops={"query_words": [2, 4], "passage_words": [8, 9]}),
+                         ["anchor", "positive"])) == 1
+    with pytest.raises(DataError, match=r"crops: no text of .* has the 41 words a pair needs"):
+        read_rows(DataSource(path=str(txt), crops={"passage_words": [40, 50]}), ["anchor", "positive"])
+
+
+def test_crops_settings_are_checked_when_the_recipe_loads():
+    with pytest.raises(ValueError, match=r"query_words = \[5, 2\]: give \[min, max\]"):
+        DataSource(path="t.txt", crops={"query_words": [5, 2]})
+    with pytest.raises(ValueError, match="with crops, columns names the one text column"):
+        DataSource(path="t.tsv", columns=["a", "b"], crops={})
+    with pytest.raises(ValueError, match="not group_columns and crops"):
+        DataSource(path="t.tsv", group_columns=["a", "b"], crops={})
+
+
 def test_plain_rows_take_their_group_from_group_column(tmp_path):
     f = _write(tmp_path / "p.tsv", "a\tb\tid\nx\ty\t7\nz\tw\t7\nu\tv\t\n")
     rows = read_instructed_rows(

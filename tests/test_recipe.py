@@ -503,7 +503,7 @@ def test_new_unset_fields_keep_old_fingerprints_and_set_ones_change_them(project
         (["stages.2.data={path: ./triplets.tsv, weight: -1.5}"], r"data\.weight = -1.5: must be > 0"),
         (
             ["stages.2.data={path: ./triplets.tsv, nli: {}, group_columns: [a, b]}"],
-            r"stages\[2\]\.data: give nli .* or group_columns .*, not both",
+            r"stages\[2\]\.data: give one of nli .*, group_columns .* or crops .*, not nli and group_columns",
         ),
         (
             ["stages.2.data={path: ./triplets.tsv, group_columns: [a, b], columns: [a, b]}"],

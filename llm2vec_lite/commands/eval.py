@@ -89,6 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cpu)")
     p.add_argument("--causal", action="store_true", help="keep causal attention (the no-patch baseline)")
     p.add_argument(
+        "--compile", action="store_true",
+        help="torch.compile the transformer blocks first (a minute): a suite of long documents runs about "
+        "twice as fast on a CPU",
+    )
+    p.add_argument(
         "--num-layers", type=positive_int, default=None,
         help="keep only the first N transformer blocks (a recipe's num_layers: the untrained pruned baseline)",
     )
@@ -150,6 +155,8 @@ def _encoder_kwargs(args: argparse.Namespace) -> dict:
     for key in ("pooling", "max_length", "dtype", "gguf_file", "device", "num_layers"):
         if getattr(args, key, None) is not None:
             kwargs[key] = getattr(args, key)
+    if getattr(args, "compile", False):
+        kwargs["compile"] = True
     return kwargs
 
 

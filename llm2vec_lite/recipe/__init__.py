@@ -52,6 +52,7 @@ from llm2vec_lite.recipe.paths import list_recipes, recipe_description, shipped_
 from llm2vec_lite.recipe.reference import field_reference, field_reference_markdown
 from llm2vec_lite.recipe.schema import (
     STAGE_KINDS,
+    Crops,
     DataSource,
     EvalSettings,
     LoraOverride,
@@ -75,6 +76,7 @@ __all__ = [
     "LoraOverride",
     "LoraSettings",
     "MNTPStage",
+    "Crops",
     "NliLabels",
     "ProjectionSettings",
     "Recipe",

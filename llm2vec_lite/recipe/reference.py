@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from llm2vec_lite.recipe.schema import (
     STAGE_KINDS,
+    Crops,
     DataSource,
     EvalSettings,
     LoraOverride,
@@ -41,6 +42,7 @@ _REFERENCE_MODELS: list[tuple[str, type[BaseModel]]] = [
     ("stages[].lora", LoraOverride),
     ("stages[].data", DataSource),
     ("stages[].data.nli", NliLabels),
+    ("stages[].data.crops", Crops),
     ("stages[].projection (simcse, supervised)", ProjectionSettings),
 ]
 
