@@ -505,3 +505,14 @@ def test_cli_eval_num_layers_reaches_the_loader(tmp_path, fake_encoder_module):
     fake_encoder_module.clear()
     assert main(["eval", "m", "--datasets", "stsb", "--data-dir", str(tmp_path)]) == 0
     assert "num_layers" not in fake_encoder_module  # not pruned without the flag
+
+
+def test_cli_eval_compile_reaches_the_loader_only_when_asked(tmp_path, fake_encoder_module):
+    from llm2vec_lite.cli import main
+
+    _write_tsv(tmp_path / "stsb.tsv", PAIRS)
+    assert main(["eval", "m", "--compile", "--datasets", "stsb", "--data-dir", str(tmp_path)]) == 0
+    assert fake_encoder_module["compile"] is True
+    fake_encoder_module.clear()
+    assert main(["eval", "m", "--datasets", "stsb", "--data-dir", str(tmp_path)]) == 0
+    assert "compile" not in fake_encoder_module
