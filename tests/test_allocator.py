@@ -91,7 +91,7 @@ def test_without_jemalloc_the_restart_tunes_glibc_unless_the_user_did(tmp_path, 
     found, calls = _restart({"HOME": "/h"}, tmp_path, monkeypatch, installed=False)
     assert found == "glibc" and len(calls) == 1
     env = calls[0][2]
-    assert env["MALLOC_ARENA_MAX"] == "2" and env["MALLOC_MMAP_THRESHOLD_"] == "4194304"
+    assert env["MALLOC_ARENA_MAX"] == "2" and env["MALLOC_MMAP_THRESHOLD_"] == "262144"
     assert "LD_PRELOAD" not in env and env["_LLM2VEC_LITE_RESTARTED"] == "1" and env["HOME"] == "/h"
     assert _restart({"MALLOC_ARENA_MAX": "4"}, tmp_path, monkeypatch, installed=False) == (None, [])
 

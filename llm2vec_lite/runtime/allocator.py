@@ -75,15 +75,15 @@ _OPT_OUT = "LLM2VEC_LITE_ALLOCATOR"
 # glibc's malloc without jemalloc (set before the process starts; glibc reads them once). By default
 # glibc raises its mmap threshold to the size of each large block freed, so later activations of
 # that size come from the heap, which fragments with every new batch shape and never shrinks. A
-# fixed 4 MiB threshold maps the large activations on their own and returns them to the kernel when
-# freed, and two arenas keep the two compute threads from growing heaps of their own. A lower
-# threshold saves more memory but costs speed: at 256 KiB the demo's retrieval stage peaked at
-# 3843 MiB instead of 4977 MiB but ran at 506 instead of 752 tokens/s (every mid-sized tensor then
-# costs an mmap and page faults; docs/performance.md, "Memory of the demo's supervised stage").
+# fixed 256 KiB threshold maps every tensor over it on its own and returns it to the kernel when
+# freed; two arenas keep the two compute threads from growing heaps of their own. It costs some
+# speed (an mmap and fresh pages per tensor): the demo's retrieval stage ran at 548 tokens/s with a
+# 4403 MiB peak under it, at 603 tokens/s with a 7536 MiB peak under a 4 MiB threshold
+# (docs/performance.md, "Memory of the demo's supervised stage").
 GLIBC_TUNABLES = {
     "MALLOC_ARENA_MAX": "2",
-    "MALLOC_MMAP_THRESHOLD_": "4194304",
-    "MALLOC_TRIM_THRESHOLD_": "16777216",
+    "MALLOC_MMAP_THRESHOLD_": "262144",
+    "MALLOC_TRIM_THRESHOLD_": "1048576",
 }
 _RESTARTED = "_LLM2VEC_LITE_RESTARTED"
 
