@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -525,8 +526,6 @@ def _crop_rows(src: DataSource, found: list[str], table: list[Any]) -> list[Sour
     Why spans of words, not tokens: the rows are built before any tokenizer loads (bad data fails
     first), and a word count means the same for every model.
     """
-    import random
-
     crops = src.crops
     assert crops is not None
     column = _text_column(src, found)
@@ -551,7 +550,7 @@ def _crop_rows(src: DataSource, found: list[str], table: list[Any]) -> list[Sour
     return out
 
 
-def _span(words: list[str], bounds: list[int], rng: Any) -> str:
+def _span(words: list[str], bounds: list[int], rng: random.Random) -> str:
     """A random run of ``bounds[0]..bounds[1]`` words (fewer when the text is shorter)."""
     n = min(rng.randint(bounds[0], bounds[1]), len(words))
     start = rng.randint(0, len(words) - n)

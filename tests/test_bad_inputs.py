@@ -256,13 +256,10 @@ def project(tmp_path_factory) -> Path:
     import sys
 
     sys.path.insert(0, str(Path(__file__).parent / "recipes"))
-    from tiny_project import make_tiny_project
-
-    from llm2vec_lite.encoder import Encoder
+    from tiny_project import make_tiny_encoder_project
 
     root = tmp_path_factory.mktemp("bad-inputs")
-    make_tiny_project(root)
-    Encoder.from_pretrained(root / "tiny-llama").save_pretrained(root / "enc")
+    make_tiny_encoder_project(root)
     (root / "texts.txt").write_text("a cat\na dog\n", encoding="utf-8")
     _write("sts/ok.tsv", _STS_OK)(root)
     return root

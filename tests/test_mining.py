@@ -101,13 +101,10 @@ NEGATIVES = ["a man looks at the table.", "the woman jumps over a red ball."]
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     sys.path.insert(0, str(Path(__file__).parent / "recipes"))
-    from tiny_project import make_tiny_project
-
-    from llm2vec_lite.encoder import Encoder
+    from tiny_project import make_tiny_encoder_project
 
     root = tmp_path_factory.mktemp("mine")
-    make_tiny_project(root)
-    Encoder.from_pretrained(root / "tiny-llama").save_pretrained(root / "enc")
+    make_tiny_encoder_project(root)
     lines = ["query\tpositive\tnegative"]
     for i, (q, positives) in enumerate(QUERIES.items()):
         lines += [f"{q}\t{p}\t{NEGATIVES[i % 2] if i < 2 else ''}" for p in positives]

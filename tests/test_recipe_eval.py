@@ -11,13 +11,10 @@ import pytest
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     sys.path.insert(0, str(Path(__file__).parent / "recipes"))
-    from tiny_project import make_tiny_project
-
-    from llm2vec_lite.encoder import Encoder
+    from tiny_project import make_tiny_encoder_project
 
     root = tmp_path_factory.mktemp("recipe-eval")
-    make_tiny_project(root)
-    Encoder.from_pretrained(root / "tiny-llama").save_pretrained(root / "final")
+    make_tiny_encoder_project(root, "final")
     (root / "sts").mkdir()
     (root / "sts" / "pairs.tsv").write_text(
         "sentence1\tsentence2\tscore\na cat\ta dog\t3.0\na man\ta woman\t1.0\nthe sun\tthe moon\t2.0\n",

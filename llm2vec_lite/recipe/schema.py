@@ -289,7 +289,7 @@ class DataSource(_Strict):
         return self
 
     def _check_shapes(self) -> None:
-        """``nli`` and ``group_columns`` each decide which columns are read; they exclude each other."""
+        """``nli``, ``group_columns`` and ``crops`` each decide which columns are read; they exclude each other."""
         if self.where is not None and (not self.where or any(v == [] for v in self.where.values())):
             raise ValueError("where must map at least one column to at least one value, e.g. {split: train}")
         shapes = [k for k in ("nli", "group_columns", "crops") if getattr(self, k) is not None]

@@ -120,6 +120,20 @@ def make_tiny_project(root: Path, recipe_text: str = TINY_RECIPE) -> Path:
     return path
 
 
+def make_tiny_encoder_project(root: Path, encoder: str = "enc") -> Path:
+    """The tiny project (:func:`make_tiny_project`) plus its untrained tiny Llama saved as an encoder.
+
+    Returns:
+        The encoder folder, ``root / encoder``.
+    """
+    from llm2vec_lite.encoder import Encoder
+
+    make_tiny_project(root)
+    folder = Path(root) / encoder
+    Encoder.from_pretrained(Path(root) / "tiny-llama").save_pretrained(folder)
+    return folder
+
+
 def load_tiny(recipe, head: str = "base", *, lora_dropout: float = 0.0):
     """The recipe's tiny Llama, bidirectional, with a fresh LoRA (seeded)."""
     import torch
