@@ -364,6 +364,7 @@ class MiningResult:
     passages: int
     false_negatives: int
     positives_in_top_k: int
+    by_source: list[list[MinedRow]] = field(default_factory=list)  # ``rows`` split by input source
 
     @property
     def rows_without_negative(self) -> int:
@@ -384,7 +385,7 @@ def _normal(text: str) -> str:
 
 def mine(
     encoder,
-    source: PassageTable,
+    source: PassageTable | Sequence[PassageTable],
     extra_passages: Sequence[str] = (),
     settings: MiningSettings | None = None,
     *,
@@ -392,23 +393,28 @@ def mine(
 ) -> MiningResult:
     """Mine hard negatives for ``source``'s rows with ``encoder`` (an :class:`~llm2vec_lite.encoder.Encoder`).
 
-    The pool is ``source.passages`` plus ``extra_passages``. Without a query instruction a text that
-    is both a query and a passage is encoded once.
+    The pool is the passages of every source plus ``extra_passages``, each encoded once: mining a
+    whole training collection in one run costs one pass over it, where a run per source would
+    encode the shared pool once per source. A query's positives are its positives in any source.
+    Without a query instruction a text that is both a query and a passage is encoded once.
+    ``result.by_source`` holds each source's rows, in its order.
 
     Raises:
         UsageError: If a setting cannot work (:func:`check_settings`).
     """
     settings = settings or MiningSettings()
     check_settings(settings)
-    pool = list(dict.fromkeys([*source.passages, *extra_passages]))
-    queries = list(dict.fromkeys(q for q, _ in source.rows))
+    sources = [source] if isinstance(source, PassageTable) else list(source)
+    all_rows = [row for s in sources for row in s.rows]
+    pool = list(dict.fromkeys([*(p for s in sources for p in s.passages), *extra_passages]))
+    queries = list(dict.fromkeys(q for q, _ in all_rows))
     passage_id = {p: i for i, p in enumerate(pool)}
     by_normal: dict[str, list[int]] = {}
     for i, p in enumerate(pool):
         by_normal.setdefault(_normal(p), []).append(i)
 
     positives: dict[str, set[int]] = {q: set() for q in queries}
-    for q, p in source.rows:
+    for q, p in all_rows:
         positives[q].add(passage_id[p])
     labelled = [sorted(positives[q]) for q in queries]  # the labelled positives (scores)
     never = [set().union(*(by_normal.get(_normal(pool[p]), ()) for p in pos), by_normal.get(_normal(q), ()))
@@ -432,8 +438,9 @@ def mine(
         scores, indices, never, best, max_score_fraction=settings.max_score_fraction, skip_top=settings.skip_top
     )
     candidates = {q: [pool[i] for i in ids] for q, ids in zip(queries, picks.negatives, strict=True)}
-    rows = assign_negatives(source.rows, candidates, settings.negatives_per_query)
-    return MiningResult(rows, len(queries), len(pool), picks.false_negatives, picks.positives_in_top_k)
+    by_source = [assign_negatives(s.rows, candidates, settings.negatives_per_query) for s in sources]
+    rows = [row for part in by_source for row in part]
+    return MiningResult(rows, len(queries), len(pool), picks.false_negatives, picks.positives_in_top_k, by_source)
 
 
 def _progress_bar(show: bool | None, n_queries: int, chunk_size: int) -> Callable[[Any], Any] | None:

@@ -157,6 +157,28 @@ def test_mine_command_writes_a_supervised_source(project):
     assert read == [(r["query"], r["positive"], r["negative"]) for r in mined]  # a recipe reads it
 
 
+def test_several_sources_share_one_pool_and_keep_their_own_files(project, tmp_path):
+    """One run over two files: a negative may come from the other file's passages, a query's
+    positives in either file are never its negative, and each file's rows go to its own output."""
+    cat = "a cat sits on the mat"
+    (tmp_path / "a.tsv").write_text(f"query\tpositive\n{cat}\tthe cat sits on a mat.\n", encoding="utf-8")
+    lines = ["query\tpositive", f"{cat}\ta cat is sitting on the mat."]
+    lines += [f"{q}\t{ps[0]}" for q, ps in list(QUERIES.items())[1:]]
+    (tmp_path / "b.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "mined"
+    argv = ["mine", str(project / "enc"), "--data", str(tmp_path / "a.tsv"), str(tmp_path / "b.tsv"),
+            "--output", str(out), "--top-k", "8", "--max-score-fraction", "1.0"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.tsv", "b.tsv"]
+    (row_a,) = _read_tsv(out / "a.tsv")
+    b_passages = read_source(tmp_path / "b.tsv").passages
+    # a.tsv holds only its positive: the negative comes from b.tsv, and is not the cat's other positive
+    assert row_a["negative"] in b_passages and row_a["negative"] != "a cat is sitting on the mat."
+    rows_b = _read_tsv(out / "b.tsv")
+    assert [(r["query"], r["positive"]) for r in rows_b] == read_source(tmp_path / "b.tsv").rows
+    assert all(r["negative"] != "the cat sits on a mat." for r in rows_b if r["query"] == cat)
+
+
 def test_a_row_without_a_negative_reads_as_a_pair(tmp_path):
     from llm2vec_lite.data import read_rows
     from llm2vec_lite.mining import MinedRow, write_mined

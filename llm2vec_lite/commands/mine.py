@@ -5,7 +5,9 @@ Encodes the source's distinct passages (its positives and existing negatives, pl
 drops its positives and likely false negatives (a passage scoring above ``--max-score-fraction``
 times the query's best positive score: positive-aware mining, NV-Retriever, arXiv:2407.15831), and
 writes a ``query, positive, negative`` TSV that a recipe's supervised stage reads like any other
-source. See docs/training.md, "Mining hard negatives".
+source. Several ``--data`` files share one pool of passages (each encoded once) and are written to
+the ``--output`` folder, one TSV each under its own name. See docs/training.md, "Mining hard
+negatives".
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _EPILOG = """examples:
   llm2vec-lite mine out/final --data data/retrieval/wikiqa.tsv --output mined/wikiqa.tsv \\
       --extra-corpus data/retrieval/selqa.tsv data/retrieval/trecqa.tsv \\
       --query-instruction $'Instruct: Given a question, retrieve passages that answer it\\nQuery: '
+  llm2vec-lite mine out/final --data data/retrieval/*.tsv --output mined/ --max-length 128
 """
 
 
@@ -46,9 +49,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("model", help="encoder folder (or model folder, hub id, .gguf file)")
-    p.add_argument("--data", required=True, type=Path,
-                   help="query-passage TSV: columns query, positive[, negative]; one row per (query, positive)")
-    p.add_argument("--output", "-o", required=True, type=Path, help="TSV to write: query, positive, negative")
+    p.add_argument("--data", required=True, type=Path, nargs="+", metavar="FILE",
+                   help="query-passage TSV: columns query, positive[, negative]; one row per (query, positive). "
+                   "Several files share one pool of passages, each encoded once")
+    p.add_argument("--output", "-o", required=True, type=Path,
+                   help="TSV to write: query, positive, negative; with several --data files, a folder that "
+                   "gets one TSV per file, under the file's name")
     p.add_argument("--extra-corpus", nargs="+", type=Path, default=[], metavar="FILE",
                    help="more passages to mine from: TSVs (their positive and negative cells) or .txt (a line each)")
     p.add_argument("--query-instruction", default=None,
@@ -72,7 +78,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from llm2vec_lite.checks import check_device, check_dtype
-    from llm2vec_lite.errors import UsageError
     from llm2vec_lite.mining import (
         MiningSettings,
         check_settings,
@@ -93,9 +98,8 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     check_settings(settings)
-    if args.output.resolve() == args.data.resolve():
-        raise UsageError(f"--output {args.output}: is the --data file; write the mined source to a new file")
-    source = read_source(args.data, "--data")
+    outputs = output_paths(args.data, args.output)
+    sources = [read_source(path, "--data") for path in args.data]
     extra = [p for path in args.extra_corpus for p in read_corpus(path, "--extra-corpus")]
 
     from llm2vec_lite.encoder import Encoder
@@ -103,9 +107,44 @@ def run(args: argparse.Namespace) -> int:
     encoder = Encoder.from_pretrained(
         args.model, max_length=args.max_length, dtype=args.dtype, device=args.device, compile=args.compile
     )
-    result = mine(encoder, source, extra, settings, show_progress=True)
-    write_mined(args.output, result.rows)
+    result = mine(encoder, sources, extra, settings, show_progress=True)
+    for source, path, rows in zip(sources, outputs, result.by_source, strict=True):
+        write_mined(path, rows)
+        if len(sources) > 1:
+            logger.info("wrote %s: %d rows, %d without a negative", path, len(rows), sum(r.negative is None for r in rows))
+        if source.skipped:
+            logger.info("%s: %d rows without a query or positive were left out", source.path, source.skipped)
     logger.info("wrote %s: %s", args.output, result.summary())
-    if source.skipped:
-        logger.info("%s: %d rows without a query or positive were left out", args.data, source.skipped)
     return 0
+
+
+def output_paths(data: list[Path], output: Path) -> list[Path]:
+    """Where each ``--data`` file's mined rows go: ``output`` itself for one file, ``output/NAME``
+    for several; checked before anything loads, so no input is overwritten.
+
+    Raises:
+        UsageError: an output that is its own input, a ``.tsv`` ``--output`` (or an existing
+            file) for several inputs, or two inputs with one file name.
+    """
+    from llm2vec_lite.errors import UsageError
+
+    if len(data) == 1:
+        outputs = [output]
+    else:
+        if output.suffix == ".tsv" or output.is_file():
+            raise UsageError(
+                f"--output {output}: --data names {len(data)} files, so --output is a folder that gets one "
+                f"TSV per file; name a folder"
+            )
+        names = [path.name for path in data]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise UsageError(
+                f"--data: two files are named {twice[0]}, and each is written to --output/{twice[0]}; "
+                f"mine them in separate runs or rename one"
+            )
+        outputs = [output / name for name in names]
+    for path, out in zip(data, outputs, strict=True):
+        if out.resolve() == path.resolve():
+            raise UsageError(f"--output {out}: is the --data file {path}; write the mined source to a new place")
+    return outputs
