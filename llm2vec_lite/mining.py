@@ -359,12 +359,16 @@ def assign_negatives(
 class MiningResult:
     """The mined rows and the counts ``llm2vec-lite mine`` reports."""
 
-    rows: list[MinedRow]
+    by_source: list[list[MinedRow]]  # each input source's rows, in its order
     queries: int
     passages: int
     false_negatives: int
     positives_in_top_k: int
-    by_source: list[list[MinedRow]] = field(default_factory=list)  # ``rows`` split by input source
+
+    @property
+    def rows(self) -> list[MinedRow]:
+        """Every source's rows, the sources in input order."""
+        return [row for part in self.by_source for row in part]
 
     @property
     def rows_without_negative(self) -> int:
@@ -439,8 +443,7 @@ def mine(
     )
     candidates = {q: [pool[i] for i in ids] for q, ids in zip(queries, picks.negatives, strict=True)}
     by_source = [assign_negatives(s.rows, candidates, settings.negatives_per_query) for s in sources]
-    rows = [row for part in by_source for row in part]
-    return MiningResult(rows, len(queries), len(pool), picks.false_negatives, picks.positives_in_top_k, by_source)
+    return MiningResult(by_source, len(queries), len(pool), picks.false_negatives, picks.positives_in_top_k)
 
 
 def _progress_bar(show: bool | None, n_queries: int, chunk_size: int) -> Callable[[Any], Any] | None:
