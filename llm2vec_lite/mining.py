@@ -56,6 +56,7 @@ __all__ = [
     "assign_negatives",
     "best_positive_scores",
     "check_settings",
+    "count_without_negative",
     "mine",
     "pick_negatives",
     "read_corpus",
@@ -355,6 +356,11 @@ def assign_negatives(
 
 
 # ------------------------------------------------------------------------------ the whole run
+def count_without_negative(rows: Sequence[MinedRow]) -> int:
+    """Rows that kept no mined negative (they train as pairs); one source's or all of them."""
+    return sum(r.negative is None for r in rows)
+
+
 @dataclass
 class MiningResult:
     """The mined rows and the counts ``llm2vec-lite mine`` reports."""
@@ -372,7 +378,7 @@ class MiningResult:
 
     @property
     def rows_without_negative(self) -> int:
-        return sum(r.negative is None for r in self.rows)
+        return count_without_negative(self.rows)
 
     def summary(self) -> str:
         return (

@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from llm2vec_lite.mining import (
         MiningSettings,
         check_settings,
+        count_without_negative,
         mine,
         read_corpus,
         read_source,
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     for source, path, rows in zip(sources, outputs, result.by_source, strict=True):
         write_mined(path, rows)
         if len(sources) > 1:
-            logger.info("wrote %s: %d rows, %d without a negative", path, len(rows), sum(r.negative is None for r in rows))
+            logger.info("wrote %s: %d rows, %d without a negative", path, len(rows), count_without_negative(rows))
         if source.skipped:
             logger.info("%s: %d rows without a query or positive were left out", source.path, source.skipped)
     logger.info("wrote %s: %s", args.output, result.summary())
