@@ -582,6 +582,21 @@ def _final_settings(recipe) -> dict[str, Any]:
     }
 
 
+def reads_task_instructions(recipe) -> bool:
+    """Whether any supervised stage put an instruction before its queries.
+
+    Recorded in the final folder (``task_instructions`` in llm2vec_lite.json) so that ``eval`` scores
+    an encoder trained without instructions without the suite's per-task ones: instructions the model
+    never saw cost the Gemma demo two points of nDCG@10 (docs/results.md, "Beyond STS: the dev suite").
+    """
+    for stage in recipe.stages:
+        if stage.kind != "supervised":
+            continue
+        if stage.query_instruction or any(s.query_instruction or s.instruction_column for s in stage.sources()):
+            return True
+    return False
+
+
 def _write_final(recipe, final: Path, card_template: str | Path | None = None) -> None:
     """Turn the last stage folder into an Encoder folder (atomically)."""
     from llm2vec_lite.encoder import Encoder
@@ -607,6 +622,7 @@ def _write_final(recipe, final: Path, card_template: str | Path | None = None) -
         settings = json.loads(settings_file.read_text(encoding="utf-8"))
         settings["recipe"] = {"name": recipe.name, "fingerprint": recipe.fingerprint}
         settings["recipe_fingerprint"] = recipe.fingerprint
+        settings["task_instructions"] = reads_task_instructions(recipe)
         write_json(settings_file, settings)
         write_shareable(recipe, tmp, card_template=card_template)  # tmp sits beside final: same relative paths
     logger.info("final encoder: %s", final)

@@ -311,3 +311,15 @@ def test_bf16_training_merges_into_float32_and_trains_with_eager_attention(proje
     singular = torch.linalg.svdvals((w - base).double())
     assert singular[0] > 0, "the stage changed nothing"
     assert singular[8] < 1e-4 * singular[0], f"not a rank-8 update: {singular[:10]}"
+
+
+def test_the_final_folder_says_whether_training_put_instructions_on_queries(project):
+    from llm2vec_lite.pipeline import reads_task_instructions
+
+    recipe = project / "recipe.yaml"
+    assert reads_task_instructions(_load(recipe)) is False  # tiny-smoke: plain triplets
+    assert reads_task_instructions(_load(recipe, "stages.2.query_instruction=Find it: ")) is True
+    assert reads_task_instructions(_load(recipe, "stages.2.data.query_instruction=Find it: ")) is True
+    assert reads_task_instructions(_load(recipe, "stages.2.data.instruction_column=task")) is True
+    # a document-side prefix alone is not a task instruction: queries stay plain
+    assert reads_task_instructions(_load(recipe, "stages.2.document_instruction=passage: ")) is False

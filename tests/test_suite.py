@@ -201,3 +201,26 @@ def test_dev_suite_is_found_and_checked():
     kinds = {t.type for t in tasks}
     assert kinds == {"retrieval", "classification", "clustering"}
     assert {t.name for t in tasks} >= {"cranfield", "cisi", "cacm", "npl", "trec6", "sst2", "agnews"}
+
+
+def test_eval_scores_a_folder_trained_without_instructions_without_them(tmp_path, capsys):
+    import argparse
+
+    from llm2vec_lite.commands.eval import _suite_template
+
+    def template(model: Path, **flags) -> str | None:
+        args = argparse.Namespace(model=str(model), no_instructions=flags.get("no_instructions", False))
+        return _suite_template(args, flags.get("template"), E5_TEMPLATE)
+
+    plain, instructed, other = tmp_path / "plain", tmp_path / "instructed", tmp_path / "other"
+    for folder, settings in ((plain, {"task_instructions": False}), (instructed, {"task_instructions": True}),
+                             (other, {"pooling": "mean"})):
+        folder.mkdir()
+        (folder / "llm2vec_lite.json").write_text(json.dumps(settings), encoding="utf-8")
+    assert template(plain) is None
+    assert "trained without task instructions" in capsys.readouterr().out
+    assert template(plain, template="Q: {instruction} ") == "Q: {instruction} "  # asked for: given
+    assert template(instructed) == E5_TEMPLATE
+    assert template(other) == E5_TEMPLATE  # a folder from before the field, or another library's
+    assert template(tmp_path / "hub-name") == E5_TEMPLATE
+    assert template(instructed, no_instructions=True) is None

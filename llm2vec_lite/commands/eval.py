@@ -33,7 +33,8 @@ qrels.tsv), DIR/classification/<name>/ (train.tsv, test.tsv: text, label), DIR/c
 (text, label) and DIR/sts/<name>.tsv; --datasets adds STS sets to it. Scores: nDCG@10, accuracy of
 a logistic regression on 16 examples a label (10 draws), V-measure of k-means (10 rounds), Spearman.
 The query side of each task gets its instruction through --instruction-template (E5's format by
-default); --no-instructions uses the folder's own query_instruction instead.
+default); --no-instructions uses the folder's own query_instruction instead, and is the default for
+a folder converted without instructions (task_instructions: false in its llm2vec_lite.json).
 
 Without --data-dir the MTEB copies are fetched from the hub (mteb/stsbenchmark-sts, ...).
 With --data-dir, NAME is read from DIR/NAME.tsv, DIR/NAME-test.tsv or DIR/NAME-dev.tsv
@@ -205,13 +206,39 @@ def run_suite_command(args: argparse.Namespace, fail) -> int:
         encoder = Encoder.from_pretrained(args.model, **_encoder_kwargs(args))
         embedder = encoder_embedder(
             encoder, name=args.model, batch_size=args.batch_size,
-            instruction_template=None if args.no_instructions else (template or E5_TEMPLATE),
+            instruction_template=_suite_template(args, template, E5_TEMPLATE),
         )
     report = run_suite(embedder, tasks, batch_size=args.batch_size, progress=print)
     print(format_suite_table(report))
     print(f"{report['seconds']:.0f} s ({report['encode_seconds']:.0f} s encoding {report['texts_encoded']} texts)")
     _write_json(args.json_path, report)
     return 0
+
+
+def _suite_template(args: argparse.Namespace, template: str | None, default: str) -> str | None:
+    """The query-side template: none with --no-instructions or for a folder trained without them."""
+    if args.no_instructions:
+        return None
+    if template is not None:
+        return template
+    if _trained_without_instructions(args.model):
+        print(
+            f"{args.model}: trained without task instructions (llm2vec_lite.json), so scored without "
+            "them; --instruction-template adds them"
+        )
+        return None
+    return default
+
+
+def _trained_without_instructions(model: str) -> bool:
+    """True when MODEL's llm2vec_lite.json says no training row had an instruction on its query."""
+    from llm2vec_lite.encoder import SETTINGS_FILE
+
+    try:
+        settings = json.loads((Path(model) / SETTINGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # a hub name, a GGUF file or a folder of another library: E5's default
+    return isinstance(settings, dict) and settings.get("task_instructions") is False
 
 
 def _read_instructions(path: str, fail) -> dict[str, str]:

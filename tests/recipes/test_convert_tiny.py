@@ -102,6 +102,7 @@ def test_tiny_recipe_converts_end_to_end_and_encodes(recipe_path):
 
     settings = json.loads((out / "final" / "llm2vec_lite.json").read_text())
     assert settings["recipe_fingerprint"] == load_recipe(recipe_path, evaluation).fingerprint
+    assert settings["task_instructions"] is False  # no stage put an instruction on its queries
     assert json.loads((out / "final" / "config.json").read_text())["is_causal"] is False
 
     again = _cli("convert", "recipe.yaml", *evaluation, cwd=root)  # everything finished: nothing retrains
