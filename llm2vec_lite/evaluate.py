@@ -63,6 +63,7 @@ __all__ = [
     "load_sts_suite",
     "model_metadata",
     "pearson",
+    "read_json_dict",
     "spearman",
 ]
 
@@ -426,7 +427,8 @@ def score_pairs(encoder: SentenceEncoder, pairs: StsPairs, *, batch_size: int = 
     }
 
 
-def _read_json_dict(path: Path) -> dict[str, Any]:
+def read_json_dict(path: Path) -> dict[str, Any]:
+    """A JSON object file as a dict; ``{}`` when it is missing, unreadable or not an object."""
     if not path.is_file():
         return {}
     try:
@@ -458,14 +460,14 @@ def model_metadata(model_path: str | Path | None) -> dict[str, Any]:
     if not folder.is_dir():
         return {}
     meta: dict[str, Any] = {}
-    stage = _read_json_dict(folder / "stage.json")
+    stage = read_json_dict(folder / "stage.json")
     if stage:
         if stage.get("recipe_fingerprint"):
             meta["recipe_fingerprint"] = stage["recipe_fingerprint"]
         if isinstance(stage.get("recipe"), str):
             meta["recipe_name"] = stage["recipe"]
         meta["stage"] = {k: stage[k] for k in ("kind", "index", "fingerprint") if k in stage}
-    info = _read_json_dict(folder / "llm2vec_lite.json")
+    info = read_json_dict(folder / "llm2vec_lite.json")
     if info:
         recipe = info["recipe"] if isinstance(info.get("recipe"), dict) else {}
         fingerprint = info.get("recipe_fingerprint") or info.get("fingerprint") or recipe.get("fingerprint")

@@ -233,12 +233,10 @@ def _suite_template(args: argparse.Namespace, template: str | None, default: str
 def _trained_without_instructions(model: str) -> bool:
     """True when MODEL's llm2vec_lite.json says no training row had an instruction on its query."""
     from llm2vec_lite.encoder import SETTINGS_FILE
+    from llm2vec_lite.evaluate import read_json_dict
 
-    try:
-        settings = json.loads((Path(model) / SETTINGS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False  # a hub name, a GGUF file or a folder of another library: E5's default
-    return isinstance(settings, dict) and settings.get("task_instructions") is False
+    # {} for a hub name, a GGUF file or a folder of another library: E5's default
+    return read_json_dict(Path(model) / SETTINGS_FILE).get("task_instructions") is False
 
 
 def _read_instructions(path: str, fail) -> dict[str, str]:
