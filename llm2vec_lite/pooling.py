@@ -101,16 +101,29 @@ def embed(model, batch, mode: str, *, bucket_tokens: int | None = None, projecti
     return pooled if projection is None else projection(pooled)  # (batch, out_dim)
 
 
+def length_groups(lengths: list[int], budget: int) -> list[list[int]]:
+    """Row indices sorted by ``lengths`` (ascending, stable), cut into groups of at most ``budget``
+    padded tokens: a group of ``n`` rows whose longest has length ``L`` holds ``n * L <= budget``.
+
+    A row longer than ``budget`` gets a group of its own. The one rule for cutting texts of mixed
+    lengths into forward passes, shared by :func:`embed`'s buckets and GradCache's chunks
+    (:func:`llm2vec_lite.stages.base.gradcache_chunks`): rows of similar length travel together, so
+    little compute goes to padding, and no pass holds more than ``budget`` tokens of activations.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = [[]]
+    for i in order:  # ascending length: a group's widest row is its last
+        if groups[-1] and (len(groups[-1]) + 1) * int(lengths[i]) > budget:
+            groups.append([])
+        groups[-1].append(i)
+    return groups
+
+
 def _embed_bucketed(model, batch, mode: str, bucket_tokens: int | None) -> torch.Tensor:
     if bucket_tokens is None or batch.input_ids.shape[0] <= 1:
         return _embed_padded(model, batch, mode)
-    lengths = batch.attention_mask.sum(dim=1)  # (batch,)
-    order = torch.sort(lengths, stable=True).indices.tolist()
-    groups: list[list[int]] = [[]]
-    for i in order:  # ascending length: a group's widest row is its last
-        if groups[-1] and (len(groups[-1]) + 1) * int(lengths[i]) > bucket_tokens:
-            groups.append([])
-        groups[-1].append(i)
+    groups = length_groups(batch.attention_mask.sum(dim=1).tolist(), bucket_tokens)
+    order = [i for rows in groups for i in rows]
     parts = [_embed_padded(model, batch.take(rows), mode) for rows in groups]
     inverse = torch.empty(len(order), dtype=torch.long)
     inverse[torch.tensor(order)] = torch.arange(len(order))

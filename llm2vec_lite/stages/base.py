@@ -39,9 +39,9 @@ __all__ = [
     "StageBatch",
     "WeightedBatchSampler",
     "concat_batches",
+    "gradcache_chunks",
     "local_slice",
     "slice_batch",
-    "strided_chunks",
 ]
 
 # Contrastive stages embed their batch in length-sorted groups of at most this many padded tokens
@@ -377,14 +377,20 @@ def slice_batch(batch: TokenizedBatch, rows: slice | Sequence[int]) -> Tokenized
     return batch.take(rows)
 
 
-def strided_chunks(size: int, chunk: int) -> list[list[int]]:
-    """Rows ``0..size-1`` in ``ceil(size / chunk)`` chunks of at most ``chunk``, taken with a stride.
+def gradcache_chunks(lengths: list[int], chunk: int) -> list[list[int]]:
+    """GradCache's chunks of a batch whose texts have ``lengths`` real tokens, for ``chunk`` texts a chunk.
 
-    Why a stride: a contrastive batch lists its queries, then its positives, then its negatives,
-    and queries (NLI premises) run about twice as long as the rest. Consecutive chunks would put
-    only premises in the first ones, so the first chunks would hold up to twice the activations
-    of a plain batch of the same number of texts; strided chunks hold the same mix as the batch,
-    and GradCache's peak memory stays that of a plain batch of ``chunk`` texts.
+    Texts are sorted by length and cut into groups of at most ``chunk * max(lengths)`` padded
+    tokens (:func:`llm2vec_lite.pooling.length_groups`): the widest chunk holds ``chunk`` texts of
+    the batch's longest length, what a plain batch of ``chunk`` texts would, so the peak memory
+    stays that of such a batch, while chunks of short texts (queries, NLI hypotheses) hold more of
+    them and pad none of them to a document's length. Chunks of a fixed count taken with a stride,
+    which mix queries and documents as the batch does, padded each query to its chunk's longest
+    document: on the demo's retrieval stage (24 rows of query, passage, negative up to 128 tokens,
+    chunks of 8) a step took twice as long as a plain one (docs/performance.md, "GradCache memory").
     """
-    count = -(-size // chunk)
-    return [list(range(k, size, count)) for k in range(count)]
+    from llm2vec_lite.pooling import length_groups
+
+    if not lengths:
+        return []
+    return length_groups(lengths, chunk * max(max(lengths), 1))

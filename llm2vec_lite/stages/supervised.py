@@ -25,9 +25,9 @@ its positive's text (a duplicate); a hard negative is left out when its text is 
 positive's. Rows are compared through integer ids (:class:`BatchLayout`), gathered across processes
 like the embeddings, so the mask is the same on one process or many, with or without GradCache.
 
-GradCache (``gradcache_chunk_size``): a batch too large for memory is embedded in chunks (strided,
-so each mixes queries and documents as the batch does: :func:`~llm2vec_lite.stages.base.strided_chunks`)
-without gradients; the loss and its gradient with respect to the (detached) embeddings are computed once;
+GradCache (``gradcache_chunk_size``): a batch too large for memory is embedded in chunks (texts
+sorted by length, at most ``chunk`` texts of the batch's longest length in padded tokens each:
+:func:`~llm2vec_lite.stages.base.gradcache_chunks`) without gradients; the loss and its gradient with respect to the (detached) embeddings are computed once;
 then each chunk is embedded again with gradients and ``sum(emb * d loss / d emb)`` is
 back-propagated. The torch RNG state is saved before each chunk's first pass and restored for its
 second, so dropout masks match and the parameter gradients equal those of the plain loss
@@ -67,9 +67,9 @@ from llm2vec_lite.stages.base import (
     StageBatch,
     WeightedBatchSampler,
     concat_batches,
+    gradcache_chunks,
     local_slice,
     slice_batch,
-    strided_chunks,
 )
 from llm2vec_lite.tokenization import TokenizedBatch, _pad_id, tokenize
 
@@ -275,8 +275,8 @@ class SupervisedStage(Stage):
             sync: all-reduce gradients after the last chunk (False inside accumulation).
         """
         tb: TokenizedBatch = batch.data.to(next(model.parameters()).device)
-        size, chunk = tb.input_ids.shape[0], self.cfg.gradcache_chunk_size
-        chunks = strided_chunks(size, chunk)  # each chunk mixes queries and documents like the batch
+        chunk = self.cfg.gradcache_chunk_size
+        chunks = gradcache_chunks(tb.attention_mask.sum(dim=1).tolist(), chunk)  # length-sorted, no wider than `chunk` rows
         cpu_states, cuda_states, parts = [], [], []
         with torch.no_grad():  # pass 1: embeddings only, remembering each chunk's RNG state
             for rows in chunks:

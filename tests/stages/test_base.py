@@ -13,9 +13,9 @@ from llm2vec_lite.stages.base import (
     StageBatch,
     WeightedBatchSampler,
     concat_batches,
+    gradcache_chunks,
     local_slice,
     slice_batch,
-    strided_chunks,
 )
 from llm2vec_lite.tokenization import TokenizedBatch
 
@@ -131,15 +131,23 @@ def test_concat_then_slice_gives_back_each_part_trimmed():
     torch.testing.assert_close(back.attention_mask, a.attention_mask)
 
 
-def test_strided_chunks_cover_every_row_once_and_mix_the_batch():
-    chunks = strided_chunks(12, 4)
-    assert chunks == [[0, 3, 6, 9], [1, 4, 7, 10], [2, 5, 8, 11]]
-    assert sorted(i for c in strided_chunks(1536, 96) for i in c) == list(range(1536))
-    uneven = strided_chunks(10, 4)  # 3 chunks, none over 4 rows
-    assert len(uneven) == 3 and max(map(len, uneven)) <= 4 and sum(map(len, uneven)) == 10
-    # a batch of 32 (query, positive, negative) rows in 96-text chunks: each chunk 32/32/32 like the batch
-    for c in strided_chunks(3 * 512, 96):
-        assert [sum(1 for i in c if lo <= i < lo + 512) for lo in (0, 512, 1024)] == [32, 32, 32]
+def test_gradcache_chunks_cover_every_row_once_sorted_and_no_wider_than_chunk_rows():
+    # 24 queries of 20 tokens, 48 documents of 60-128 tokens: a retrieval batch of 24 triplets
+    gen = torch.Generator().manual_seed(0)
+    lengths = [20] * 24 + torch.randint(60, 129, (48,), generator=gen).tolist()
+    chunks = gradcache_chunks(lengths, 8)
+    assert sorted(i for c in chunks for i in c) == list(range(72))
+    budget = 8 * max(lengths)
+    assert all(len(c) * max(lengths[i] for i in c) <= budget for c in chunks)
+    flat = [lengths[i] for c in chunks for i in c]
+    assert flat == sorted(flat)  # consecutive in length order: no query padded to a document
+    assert set(chunks[0]) == set(range(24))  # the queries: one chunk, not spread over nine
+    padded = sum(len(c) * max(lengths[i] for i in c) for c in chunks)
+    assert padded < 0.8 * 9 * budget  # fixed chunks of 8 would each pad to a document's length
+    # equal lengths: ceil(size / chunk) chunks of at most `chunk` rows, as a plain batch of `chunk`
+    even = gradcache_chunks([50] * 10, 4)
+    assert [len(c) for c in even] == [4, 4, 2]
+    assert gradcache_chunks([], 4) == []
 
 
 def test_slice_batch_takes_listed_rows():
