@@ -52,7 +52,7 @@ from llm2vec_lite.runtime.policy import PeakRSS
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LoopSettings", "StepCallback", "TrainResult", "make_accelerator", "train"]
+__all__ = ["LoopSettings", "StepCallback", "TrainResult", "checkpointing_advice", "make_accelerator", "train"]
 
 StepCallback = Callable[[str, int], None]
 """Called as ``callback(stage_kind, step)`` after optimizer step ``step`` (1-based) is logged and
@@ -134,6 +134,22 @@ def make_accelerator(autocast: str = "auto", **kwargs: Any):
         return Accelerator(mixed_precision=mixed, **kwargs)
 
 
+def checkpointing_advice(settings: LoopSettings, device_type: str, gradcache: bool) -> str | None:
+    """A warning for gradient checkpointing with compiled blocks on a CPU, or None.
+
+    The two do not combine well there: on the demo's retrieval stage (2-core AMX CPU) a step took
+    20 s against 6 s with compiled blocks alone (docs/performance.md). For less memory in a
+    contrastive stage, GradCache holds activations to a chunk at the cost of one more forward pass.
+    """
+    if not (settings.gradient_checkpointing and settings.compile and device_type == "cpu"):
+        return None
+    instead = "" if gradcache else "; for less memory set gradcache_chunk_size on a supervised stage instead"
+    return (
+        "gradient_checkpointing with compiled blocks on a CPU: steps ran about 3x slower than compiled "
+        f"blocks alone (docs/performance.md); set compile: false or gradient_checkpointing: false{instead}"
+    )
+
+
 def _trainable(model) -> dict[str, torch.nn.Parameter]:
     return {n: p for n, p in model.named_parameters() if p.requires_grad}
 
@@ -177,6 +193,8 @@ def train(
         raise TrainingError(f"stage {stage.kind!r}: the model has no trainable parameters")
     if s.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if main and (advice := checkpointing_advice(s, acc.device.type, stage.supports_gradcache())):
+        logger.warning("stage %s: %s", stage.kind, advice)
     if s.compile:
         from llm2vec_lite.runtime.block_compile import compile_blocks
 
