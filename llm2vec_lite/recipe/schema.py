@@ -613,7 +613,10 @@ class SupervisedStage(StageBase):
         "of each row: in-batch negatives then share the positives' source and style",
     )
     gradcache_chunk_size: int | None = Field(
-        None, gt=0, description="GradCache micro-batch size (large batches in little memory); null = off"
+        None,
+        gt=0,
+        description="GradCache chunk: texts sorted by length, at most this many texts of the batch's longest "
+        "length (in padded tokens) per forward pass; large batches in little memory, same gradients; null = off",
     )
     projection: ProjectionSettings | None = Field(None, description=_PROJECTION_DESCRIPTION)
 
