@@ -111,9 +111,9 @@ def length_groups(lengths: list[int], budget: int) -> list[list[int]]:
     little compute goes to padding, and no pass holds more than ``budget`` tokens of activations.
     """
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    groups: list[list[int]] = [[]]
+    groups: list[list[int]] = []
     for i in order:  # ascending length: a group's widest row is its last
-        if groups[-1] and (len(groups[-1]) + 1) * int(lengths[i]) > budget:
+        if not groups or (len(groups[-1]) + 1) * int(lengths[i]) > budget:
             groups.append([])
         groups[-1].append(i)
     return groups

@@ -392,6 +392,4 @@ def gradcache_chunks(lengths: list[int], chunk: int) -> list[list[int]]:
     """
     from llm2vec_lite.pooling import length_groups
 
-    if not lengths:
-        return []
-    return length_groups(lengths, chunk * max(max(lengths), 1))
+    return length_groups(lengths, chunk * max(lengths, default=1))
