@@ -47,6 +47,7 @@ from llm2vec_lite.errors import RecipeError, UsageError
 from llm2vec_lite.projection import load_projection
 from llm2vec_lite.recipe_eval import CURVE_FILE, EVAL_FILE, curve_callback, evaluate_final
 from llm2vec_lite.runtime.allocator import allocator_advice
+from llm2vec_lite.runtime.fresh_process import run_in_fresh_process
 
 if TYPE_CHECKING:
     from llm2vec_lite.trainer import StepCallback
@@ -329,6 +330,7 @@ def convert(
     start: int | str | None = None,
     until: int | str | None = None,
     card_template: str | Path | None = None,
+    fresh_processes: bool = False,
 ) -> Path:
     """Run ``recipe`` and return the final encoder folder.
 
@@ -345,6 +347,11 @@ def convert(
             run without ``until``.
         card_template: a Jinja model card template for ``final/README.md``, instead of the recipe's
             ``card_template`` or the built-in one (:mod:`llm2vec_lite.sharing.card`).
+        fresh_processes: train each stage in a process of its own
+            (:func:`~llm2vec_lite.runtime.fresh_process.run_in_fresh_process`), so the memory a stage
+            leaves behind does not add to the next one's peak. Applies to single-process CPU runs
+            without ``callbacks`` or ``accelerator`` (those live in this process); the
+            ``llm2vec-lite convert`` command turns it on.
 
     Returns:
         ``output_dir/final``, or the folder of stage ``until`` when the run stops before the last.
@@ -387,8 +394,8 @@ def convert(
         )
     stages = [get_stage(s.kind)(s, recipe, i) for i, s in enumerate(recipe.stages)]
     to_train = {p.index: s for p, s in zip(plans, stages, strict=True) if p.action in ("run", "conflict")}
-    for stage in to_train.values():  # all data problems before any model loads
-        stage.check_data()
+    for i in to_train:  # all data problems before any model loads
+        to_train[i].check_data()
     preflight(recipe, stages=to_train)
     _refuse_pickled_weights(recipe)
 
@@ -397,12 +404,24 @@ def convert(
     acc = accelerator or make_accelerator(recipe.autocast)
     if acc.device.type == "cpu" and acc.is_main_process and (advice := allocator_advice()):
         logger.info(advice)
+    own_process = (
+        fresh_processes and accelerator is None and not callbacks
+        and acc.num_processes == 1 and acc.device.type == "cpu"
+    )
+    if own_process:  # the children read their data again: this process keeps none of it
+        to_train = dict.fromkeys(to_train)
+    del stages
     ran_any = False
-    for p, stage in zip(plans, stages, strict=True):
+    for p in plans:
         if p.index not in to_train:
             logger.info("stage %d %s: %s, skipping", p.index + 1, p.kind, p.reason)
             continue
-        _run_stage(recipe, p, stage, acc, callbacks)
+        if own_process:
+            logger.info("stage %d %s: training in a fresh process (each stage starts from clean memory)",
+                        p.index + 1, p.kind)
+            run_in_fresh_process(_train_in_own_process, recipe, p, what=f"stage {p.index + 1} {p.kind}")
+        else:
+            _run_stage(recipe, p, to_train[p.index], acc, callbacks)
         ran_any = True
     if later:
         logger.info("stopped after stage %d (--until): %s", later[0].index, result)
@@ -474,6 +493,15 @@ def _input_projection(recipe, index: int):
     from llm2vec_lite.paths import resolve_model_path
 
     return load_projection(resolve_model_path(_source_for(recipe, index)))
+
+
+def _train_in_own_process(recipe, p: StagePlan) -> None:
+    """The body of a stage's own process: its accelerator, its stage object, :func:`_run_stage`."""
+    from llm2vec_lite.stages import get_stage
+    from llm2vec_lite.trainer import make_accelerator
+
+    stage = get_stage(p.kind)(recipe.stages[p.index], recipe, p.index)
+    _run_stage(recipe, p, stage, make_accelerator(recipe.autocast))
 
 
 def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallback] = ()) -> None:

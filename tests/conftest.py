@@ -8,8 +8,15 @@ seeded random model from it; ``tiny_tokenizer()`` a word-level fast tokenizer ov
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# `llm2vec-lite convert` in a subprocess trains each stage in a fresh interpreter by default (about
+# 5 s of imports a stage, more than a tiny stage trains); the CLI tests keep one process, and
+# tests/test_fresh_process.py runs the default.
+os.environ.setdefault("LLM2VEC_LITE_ONE_PROCESS", "1")
 
 
 def build_tiny_config(model_type: str, **overrides):

@@ -213,7 +213,7 @@ class SimCSEStage(Stage):
         loss = info_nce(emb[:n], candidates, self.cfg.temperature, positive)
         if not self._first_batch_checked:
             self._first_batch_checked = True
-            warn_if_saturated(float(loss), float(stats["pos_cos"]), float(stats["neg_cos"]), self.cfg)
+            warn_if_saturated(float(loss.detach()), float(stats["pos_cos"]), float(stats["neg_cos"]), self.cfg)
         return loss
 
     def cleanup(self, model) -> None:
