@@ -15,7 +15,6 @@ from importlib import import_module
 
 from llm2vec_lite import __version__
 from llm2vec_lite.errors import Llm2VecError
-from llm2vec_lite.runtime.fresh_process import LOG_FORMAT
 from llm2vec_lite.runtime.threads import prefer_passive_openmp
 
 prefer_passive_openmp()  # before any subcommand imports torch (see llm2vec_lite/runtime/threads.py)
@@ -60,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
-        format=LOG_FORMAT,
+        format="%(levelname)s %(name)s: %(message)s",
     )
     if not getattr(args, "func", None):
         parser.print_help()

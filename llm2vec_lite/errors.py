@@ -54,10 +54,6 @@ class UnsupportedArchitectureError(PatchError):
             f"{', '.join(self.supported)}. Add patches/{model_type}.py (see docs/patches.md)."
         )
 
-    def __reduce__(self):
-        # rebuilt from its own arguments, so it crosses to the parent of a stage's own process intact
-        return type(self), (self.model_type, self.supported)
-
 
 class DataError(Llm2VecError, ValueError):
     """A training or evaluation data source is missing, empty, or has the wrong columns."""

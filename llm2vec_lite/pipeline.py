@@ -37,7 +37,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,6 @@ from llm2vec_lite.errors import RecipeError, UsageError
 from llm2vec_lite.projection import load_projection
 from llm2vec_lite.recipe_eval import CURVE_FILE, EVAL_FILE, curve_callback, evaluate_final
 from llm2vec_lite.runtime.allocator import allocator_advice
-from llm2vec_lite.runtime.fresh_process import run_in_fresh_process
 
 if TYPE_CHECKING:
     from llm2vec_lite.trainer import StepCallback
@@ -140,7 +139,12 @@ def stage_index(recipe, spec: int | str, flag: str = "stage") -> int:
 
 
 def plan(
-    recipe, *, count_lora: bool = False, start: int | str | None = None, until: int | str | None = None
+    recipe,
+    *,
+    count_lora: bool = False,
+    start: int | str | None = None,
+    until: int | str | None = None,
+    retrain: Collection[int] = (),
 ) -> list[StagePlan]:
     """Decide, for every stage, whether it runs, is skipped or conflicts with an existing folder.
 
@@ -153,6 +157,8 @@ def plan(
     shows up as a fingerprint change (a conflict); the lineage check adds the case the fingerprint
     cannot see: an earlier folder that is retrained with the same settings (deleted, half-written).
     A stage outside the lineage (``init_from: stages[0]`` next to a retrained stage 2) is kept.
+    ``retrain`` names stages an earlier process of the same command left to train
+    (:func:`~llm2vec_lite.runtime.stage_restart.stages_to_retrain`): they run even when finished.
     """
     first = 0 if start is None else stage_index(recipe, start, "--from")
     last = len(recipe.stages) - 1 if until is None else stage_index(recipe, until, "--until")
@@ -181,6 +187,8 @@ def plan(
         if action == "skip" and parent is not None and plans[parent].action != "skip":
             q = plans[parent]
             action, reason = "run", f"its input, stage {q.index + 1} {q.kind}, is retrained"
+        elif action == "skip" and i in retrain:
+            action, reason = "run", "its input was retrained earlier in this command"
         if i < first and action == "skip":
             reason += f"; reused (--from {start})"
         elif i < first:
@@ -330,7 +338,8 @@ def convert(
     start: int | str | None = None,
     until: int | str | None = None,
     card_template: str | Path | None = None,
-    fresh_processes: bool = False,
+    restart: Callable[[list[int]], None] | None = None,
+    retrain: Collection[int] = (),
 ) -> Path:
     """Run ``recipe`` and return the final encoder folder.
 
@@ -347,11 +356,12 @@ def convert(
             run without ``until``.
         card_template: a Jinja model card template for ``final/README.md``, instead of the recipe's
             ``card_template`` or the built-in one (:mod:`llm2vec_lite.sharing.card`).
-        fresh_processes: train each stage in a process of its own
-            (:func:`~llm2vec_lite.runtime.fresh_process.run_in_fresh_process`), so the memory a stage
-            leaves behind does not add to the next one's peak. Applies to single-process CPU runs
-            without ``callbacks`` or ``accelerator`` (those live in this process); the
-            ``llm2vec-lite convert`` command turns it on.
+        restart: called after a stage is saved with the indices of the stages still to train,
+            in single-process CPU runs without ``callbacks`` or ``accelerator``; the
+            ``llm2vec-lite convert`` command passes
+            :func:`~llm2vec_lite.runtime.stage_restart.restart_for_next_stages`, which replaces the
+            process by the same command, so no stage trains on the memory an earlier one left.
+        retrain: stages to train even when finished (see :func:`plan`).
 
     Returns:
         ``output_dir/final``, or the folder of stage ``until`` when the run stops before the last.
@@ -367,7 +377,7 @@ def convert(
     from llm2vec_lite.checks import preflight
     from llm2vec_lite.stages import get_stage
 
-    plans = plan(recipe, count_lora=dry_run, start=start, until=until)
+    plans = plan(recipe, count_lora=dry_run, start=start, until=until, retrain=retrain)
     later = [p for p in plans if p.action == "later"]
     result = Path(recipe.stage_dir(later[0].index - 1)) if later else Path(recipe.final_dir)
     if dry_run:
@@ -394,8 +404,8 @@ def convert(
         )
     stages = [get_stage(s.kind)(s, recipe, i) for i, s in enumerate(recipe.stages)]
     to_train = {p.index: s for p, s in zip(plans, stages, strict=True) if p.action in ("run", "conflict")}
-    for i in to_train:  # all data problems before any model loads
-        to_train[i].check_data()
+    for stage in to_train.values():  # all data problems before any model loads
+        stage.check_data()
     preflight(recipe, stages=to_train)
     _refuse_pickled_weights(recipe)
 
@@ -404,25 +414,21 @@ def convert(
     acc = accelerator or make_accelerator(recipe.autocast)
     if acc.device.type == "cpu" and acc.is_main_process and (advice := allocator_advice()):
         logger.info(advice)
-    own_process = (
-        fresh_processes and accelerator is None and not callbacks
-        and acc.num_processes == 1 and acc.device.type == "cpu"
-    )
-    if own_process:  # the children read their data again: this process keeps none of it
-        to_train = dict.fromkeys(to_train)
-    del stages
+    if restart is not None and (accelerator is not None or callbacks or acc.num_processes > 1
+                                or acc.device.type != "cpu"):
+        restart = None  # what lives in this process (an accelerator, callbacks, peers) cannot follow
     ran_any = False
     for p in plans:
         if p.index not in to_train:
             logger.info("stage %d %s: %s, skipping", p.index + 1, p.kind, p.reason)
             continue
-        if own_process:
-            logger.info("stage %d %s: training in a fresh process (each stage starts from clean memory)",
-                        p.index + 1, p.kind)
-            run_in_fresh_process(_train_in_own_process, recipe, p, what=f"stage {p.index + 1} {p.kind}")
-        else:
-            _run_stage(recipe, p, to_train[p.index], acc, callbacks)
+        _run_stage(recipe, p, to_train.pop(p.index), acc, callbacks)
         ran_any = True
+        if restart is not None and to_train:
+            pending = sorted(to_train)
+            logger.info("stage %d %s: saved; restarting the command for stage %d in a fresh process "
+                        "(what this stage left in memory stays behind)", p.index + 1, p.kind, pending[0] + 1)
+            restart(pending)  # the command's restart does not return
     if later:
         logger.info("stopped after stage %d (--until): %s", later[0].index, result)
         acc.wait_for_everyone()
@@ -493,15 +499,6 @@ def _input_projection(recipe, index: int):
     from llm2vec_lite.paths import resolve_model_path
 
     return load_projection(resolve_model_path(_source_for(recipe, index)))
-
-
-def _train_in_own_process(recipe, p: StagePlan) -> None:
-    """The body of a stage's own process: its accelerator, its stage object, :func:`_run_stage`."""
-    from llm2vec_lite.stages import get_stage
-    from llm2vec_lite.trainer import make_accelerator
-
-    stage = get_stage(p.kind)(recipe.stages[p.index], recipe, p.index)
-    _run_stage(recipe, p, stage, make_accelerator(recipe.autocast))
 
 
 def _run_stage(recipe, p: StagePlan, stage, acc, callbacks: Sequence[StepCallback] = ()) -> None:

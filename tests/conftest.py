@@ -13,9 +13,9 @@ import os
 import pytest
 import torch
 
-# `llm2vec-lite convert` in a subprocess trains each stage in a fresh interpreter by default (about
-# 5 s of imports a stage, more than a tiny stage trains); the CLI tests keep one process, and
-# tests/test_fresh_process.py runs the default.
+# `llm2vec-lite convert` restarts itself between stages by default (a few seconds of imports a
+# stage, more than a tiny stage trains); the CLI tests keep one process, and
+# tests/test_stage_restart.py runs the default.
 os.environ.setdefault("LLM2VEC_LITE_ONE_PROCESS", "1")
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from functools import partial
 
 ONE_PROCESS_ENV = "LLM2VEC_LITE_ONE_PROCESS"
 """Set to 1, the same as ``--one-process``."""
@@ -71,9 +72,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--one-process", action="store_true",
-        help="train every stage in this process (default on a CPU: each stage in a fresh process, so "
-        "memory an earlier stage left behind does not add to the next one's peak; about 5 s of imports "
-        "a stage). LLM2VEC_LITE_ONE_PROCESS=1 in the environment does the same",
+        help="train every stage in this process (default on a CPU: after each stage the command restarts "
+        "itself for the next, so memory an earlier stage left behind does not add to the next one's peak; "
+        "a few seconds of imports a stage). LLM2VEC_LITE_ONE_PROCESS=1 in the environment does the same",
     )
     p.add_argument(
         "--card-template", metavar="FILE",
@@ -85,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from llm2vec_lite.pipeline import convert
     from llm2vec_lite.recipe import load_recipe
+    from llm2vec_lite.runtime.stage_restart import restart_for_next_stages, stages_to_retrain
 
     bad = [o for o in args.overrides if "=" not in o]
     if bad:
@@ -92,10 +94,12 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides, allow_missing_data=args.dry_run)
     _check_provenance(recipe, strict=args.strict)
     _warn_process_shortfall()
+    one_process = args.one_process or os.environ.get(ONE_PROCESS_ENV) == "1"
     out = convert(
         recipe, dry_run=args.dry_run, overwrite=args.overwrite, start=args.start, until=args.until,
         card_template=args.card_template,
-        fresh_processes=not (args.one_process or os.environ.get(ONE_PROCESS_ENV) == "1"),
+        restart=None if one_process else partial(restart_for_next_stages, recipe.fingerprint),
+        retrain=stages_to_retrain(recipe.fingerprint),
     )
     if args.dry_run:
         return 0
