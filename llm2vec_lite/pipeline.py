@@ -357,11 +357,13 @@ def convert(
         card_template: a Jinja model card template for ``final/README.md``, instead of the recipe's
             ``card_template`` or the built-in one (:mod:`llm2vec_lite.sharing.card`).
         restart: called after a stage is saved with the indices of the stages still to train,
-            in single-process CPU runs without ``callbacks`` or ``accelerator``; the
+            then ``len(recipe.stages)`` for ``final/`` and the ``eval`` block (unless ``until``
+            stops the run first), in single-process CPU runs without ``callbacks`` or ``accelerator``; the
             ``llm2vec-lite convert`` command passes
             :func:`~llm2vec_lite.runtime.stage_restart.restart_for_next_stages`, which replaces the
             process by the same command, so no stage trains on the memory an earlier one left.
-        retrain: stages to train even when finished (see :func:`plan`).
+        retrain: stages to train even when finished (see :func:`plan`); ``len(recipe.stages)`` in
+            it writes ``final/`` and runs the ``eval`` block even when no stage trains here.
 
     Returns:
         ``output_dir/final``, or the folder of stage ``until`` when the run stops before the last.
@@ -424,16 +426,19 @@ def convert(
             continue
         _run_stage(recipe, p, to_train.pop(p.index), acc, callbacks)
         ran_any = True
-        if restart is not None and to_train:
-            pending = sorted(to_train)
-            logger.info("stage %d %s: saved; restarting the command for stage %d in a fresh process "
-                        "(what this stage left in memory stays behind)", p.index + 1, p.kind, pending[0] + 1)
+        if restart is not None and (to_train or not later):
+            final_step = len(recipe.stages)  # stands for final/ and the eval block in the restart's list
+            pending = sorted(to_train) + ([] if later else [final_step])
+            what = f"stage {pending[0] + 1}" if pending[0] < final_step else "final/ and its evaluation"
+            logger.info("stage %d %s: saved; restarting the command for %s in a fresh process "
+                        "(what this stage left in memory stays behind)", p.index + 1, p.kind, what)
             restart(pending)  # the command's restart does not return
     if later:
         logger.info("stopped after stage %d (--until): %s", later[0].index, result)
         acc.wait_for_everyone()
         return result
 
+    ran_any = ran_any or len(recipe.stages) in retrain  # the process before this one trained the last stage
     final = Path(recipe.final_dir)
     if acc.is_main_process and (ran_any or not final.exists()):
         _write_final(recipe, final, card_template)

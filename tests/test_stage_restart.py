@@ -64,7 +64,7 @@ def test_convert_offers_a_restart_after_each_stage_but_the_last(project):
     offered: list[list[int]] = []
     recipe = _recipe(project, "out-offered")
     convert(recipe, restart=offered.append)  # a restart that returns: the stages go on in this process
-    assert offered == [[1, 2], [2]]
+    assert offered == [[1, 2, 3], [2, 3], [3]]  # 3 = len(stages): final/ and the eval block
 
     again: list[list[int]] = []
     convert(recipe, restart=again.append)  # all finished: nothing trains, nothing to restart for
@@ -73,6 +73,27 @@ def test_convert_offers_a_restart_after_each_stage_but_the_last(project):
     assert actions[0][0] == "skip"
     assert actions[1] == ("run", "its input was retrained earlier in this command")
     assert actions[2][0] == "run" and "stage 2 simcse, is retrained" in actions[2][1]
+
+
+def test_until_stops_without_a_restart_for_final(project):
+    from llm2vec_lite.pipeline import convert
+
+    offered: list[list[int]] = []
+    convert(_recipe(project, "out-until"), restart=offered.append, until=2)
+    assert offered == [[1]] and not (project / "out-until" / "final").exists()
+
+
+def test_a_restart_for_final_writes_it_though_no_stage_trains(project):
+    from llm2vec_lite.pipeline import convert
+
+    recipe = _recipe(project, "out-final")
+    convert(recipe)
+    final = project / "out-final" / "final"
+    (final / "model.safetensors").unlink()  # an old final/ that a plain rerun would keep
+    convert(recipe)
+    assert not (final / "model.safetensors").exists()
+    convert(recipe, retrain={3})  # the process after the one that trained the last stage
+    assert (final / "model.safetensors").exists()
 
 
 def test_callbacks_keep_every_stage_in_this_process(project):
@@ -101,7 +122,8 @@ def test_cli_restarts_between_stages_to_the_same_weights_and_retrains_stale_stag
     log = cli()
     assert "stage 1 mntp: saved; restarting the command for stage 2" in log
     assert "stage 2 simcse: saved; restarting the command for stage 3" in log
-    assert log.count("stage 1 mntp: finished") == 2  # each restarted process skips what is done
+    assert "stage 3 supervised: saved; restarting the command for final/ and its evaluation" in log
+    assert log.count("stage 1 mntp: finished") == 3  # each restarted process skips what is done
 
     convert(_recipe(project, "out-one"))
     restarted, one = _weights(project / "out-cli" / "final"), _weights(project / "out-one" / "final")
