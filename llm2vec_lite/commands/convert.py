@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     recipe = load_recipe(args.recipe, args.overrides, allow_missing_data=args.dry_run)
     _check_provenance(recipe, strict=args.strict)
     _warn_process_shortfall()
-    one_process = args.one_process or os.environ.get(ONE_PROCESS_ENV) == "1"
+    # exec replaces the process only on POSIX (on Windows the caller would see the command end early)
+    one_process = args.one_process or os.environ.get(ONE_PROCESS_ENV) == "1" or os.name != "posix"
     out = convert(
         recipe, dry_run=args.dry_run, overwrite=args.overwrite, start=args.start, until=args.until,
         card_template=args.card_template,
