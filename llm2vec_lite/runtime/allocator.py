@@ -20,7 +20,10 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["FAST_ALLOCATORS", "GLIBC_TUNABLES", "allocator_advice", "installed_allocator", "restart_with_jemalloc"]
+__all__ = [
+    "FAST_ALLOCATORS", "GLIBC_TUNABLES", "allocator_advice", "exec_same_command", "installed_allocator",
+    "restart_with_jemalloc",
+]
 
 # Allocators that keep a CPU run's heap compact (jemalloc, tcmalloc), by the file LD_PRELOAD takes.
 FAST_ALLOCATORS = ("libjemalloc.so.2", "libtcmalloc.so.4", "libtcmalloc_minimal.so.4")
@@ -138,7 +141,7 @@ def restart_with_jemalloc(
             file=sys.stderr,
             flush=True,
         )
-        execve(sys.executable, list(sys.orig_argv), env)
+        exec_same_command(env, execve)
         return "glibc"
     env["LD_PRELOAD"] = f"{found}:{preloaded}" if preloaded else str(found)
     env[_RESTARTED] = "1"
@@ -148,5 +151,20 @@ def restart_with_jemalloc(
         file=sys.stderr,
         flush=True,
     )
-    execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    exec_same_command(env, execve)
     return str(found)
+
+
+def exec_same_command(
+    env: Mapping[str, str],
+    execve: Callable[[str, Sequence[str], Mapping[str, str]], object] = os.execve,
+) -> None:
+    """Replace this process by the command line that started it, on this interpreter, with ``env``.
+
+    Output written so far is flushed first (``exec`` drops unflushed buffers). ``execve`` returns only
+    in tests. Both restarts of ``convert`` go through here: this module's, and the one between
+    stages (:mod:`llm2vec_lite.runtime.stage_restart`).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)

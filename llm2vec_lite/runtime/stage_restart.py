@@ -22,8 +22,9 @@ This module imports no torch.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
+
+from llm2vec_lite.runtime.allocator import exec_same_command
 
 __all__ = ["RETRAIN_ENV", "restart_for_next_stages", "stages_to_retrain"]
 
@@ -49,9 +50,7 @@ def restart_for_next_stages(
     """
     env = dict(os.environ if environ is None else environ)
     env[RETRAIN_ENV] = f"{recipe_fingerprint}:{','.join(str(i) for i in pending)}"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
+    exec_same_command(env, execve)
 
 
 def stages_to_retrain(recipe_fingerprint: str, environ: Mapping[str, str] | None = None) -> set[int]:
